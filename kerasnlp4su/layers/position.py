@@ -1,0 +1,183 @@
+"""Position encodings: learned absolute, sinusoidal, and rotary (RoPE)."""
+
+import keras
+from keras import ops
+
+
+def sinusoidal_angles(positions, dim, base=10000.0):
+    """Angles `p * base**(-2i/dim)` for each position, shape `(..., dim // 2)`."""
+    if dim % 2:
+        raise ValueError(f"sinusoidal/rotary dimension must be even, got {dim}")
+    inv_freq = ops.power(
+        ops.convert_to_tensor(base, "float32"),
+        -ops.arange(0, dim // 2, dtype="float32") * 2.0 / dim,
+    )
+    positions = ops.cast(positions, "float32")
+    return ops.expand_dims(positions, -1) * inv_freq
+
+
+def rotary_sin_cos(positions, dim, base=10000.0):
+    """`(sin, cos)` of shape `(..., dim)` with each angle repeated for an interleaved pair.
+
+    RoFormer pairs adjacent features `(x0, x1), (x2, x3), ...`, so angle `i`
+    is used at features `2i` and `2i + 1`.
+    """
+    angles = sinusoidal_angles(positions, dim, base)
+    angles = ops.repeat(angles, 2, axis=-1)
+    return ops.sin(angles), ops.cos(angles)
+
+
+def apply_rotary(x, sin, cos):
+    """Rotate interleaved feature pairs of `x` by the given angles.
+
+    `x` has features on the last axis; `sin`/`cos` must broadcast to `x`.
+    For a pair `(a, b)` at angle t the result is `(a cos t - b sin t, b cos t + a sin t)`.
+    """
+    dtype = x.dtype
+    sin = ops.cast(sin, dtype)
+    cos = ops.cast(cos, dtype)
+    pairs = ops.reshape(x, ops.shape(x)[:-1] + (-1, 2))
+    swapped = ops.stack([-pairs[..., 1], pairs[..., 0]], axis=-1)
+    swapped = ops.reshape(swapped, ops.shape(x))
+    return x * cos + swapped * sin
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class PositionEmbedding(keras.layers.Layer):
+    """Learned absolute position embedding added to (or returned for) its input.
+
+    Input `(batch, length, dim)`; the first `length` rows of the table are
+    used, so `length` may not exceed `input_dim`.
+
+    Example:
+    >>> layer = PositionEmbedding(input_dim=512, output_dim=8, name="Embedding-Position")
+    >>> layer(keras.ops.zeros((2, 5, 8))).shape
+    (2, 5, 8)
+
+    Args:
+        input_dim: maximum sequence length.
+        output_dim: embedding width.
+        merge_mode: `'add'` returns `inputs + embeddings`, `'zero'` returns the
+            embeddings alone broadcast over the batch.
+        offset: first position index (decoding with a KV cache passes the
+            cache length here at call time).
+    """
+
+    def __init__(self, input_dim, output_dim, merge_mode="add",
+                 embeddings_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in ("add", "zero"):
+            raise ValueError(f"merge_mode must be 'add' or 'zero', got {merge_mode!r}")
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.merge_mode = merge_mode
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+        )
+
+    def call(self, inputs, offset=0):
+        length = ops.shape(inputs)[1]
+        if isinstance(length, int) and isinstance(offset, int) and offset + length > self.input_dim:
+            raise ValueError(
+                f"{self.name}: sequence length {offset + length} exceeds the maximum "
+                f"position {self.input_dim} of the position embedding"
+            )
+        positions = ops.arange(length) + offset
+        emb = ops.take(self.embeddings, positions, axis=0)
+        emb = ops.cast(ops.expand_dims(emb, 0), inputs.dtype)
+        if self.merge_mode == "add":
+            return inputs + emb
+        return ops.zeros_like(inputs) + emb
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "merge_mode": self.merge_mode,
+            "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class SinusoidalPositionEmbedding(keras.layers.Layer):
+    """Fixed sinusoidal position features, interleaved `[sin0, cos0, sin1, cos1, ...]`.
+
+    Input `(batch, length, ...)`; output `(1, length, output_dim)` (or added to
+    the input when `merge_mode='add'`).
+
+    Example:
+    >>> SinusoidalPositionEmbedding(8)(keras.ops.zeros((2, 5, 8))).shape
+    (1, 5, 8)
+    """
+
+    def __init__(self, output_dim, merge_mode="zero", base=10000.0, **kwargs):
+        super().__init__(**kwargs)
+        if merge_mode not in ("add", "zero"):
+            raise ValueError(f"merge_mode must be 'add' or 'zero', got {merge_mode!r}")
+        self.output_dim = int(output_dim)
+        self.merge_mode = merge_mode
+        self.base = float(base)
+
+    def call(self, inputs, offset=0):
+        positions = ops.arange(ops.shape(inputs)[1]) + offset
+        angles = sinusoidal_angles(positions, self.output_dim, self.base)
+        emb = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+        emb = ops.reshape(emb, (1, -1, self.output_dim))
+        emb = ops.cast(emb, self.compute_dtype)
+        return inputs + emb if self.merge_mode == "add" else emb
+
+    def compute_output_shape(self, input_shape):
+        if self.merge_mode == "add":
+            return input_shape
+        return (1, input_shape[1], self.output_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "output_dim": self.output_dim,
+                "merge_mode": self.merge_mode, "base": self.base}
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class RotaryEmbedding(keras.layers.Layer):
+    """Apply RoPE (interleaved pairs, as RoFormer) to one or more tensors.
+
+    Each input has shape `(batch, length, ..., dim)`; positions run along
+    axis 1 starting at `offset`. A list input returns a list.
+
+    Example:
+    >>> q = keras.ops.ones((1, 4, 2, 8))   # (batch, length, heads, head_size)
+    >>> RotaryEmbedding()(q).shape
+    (1, 4, 2, 8)
+    """
+
+    def __init__(self, base=10000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.base = float(base)
+
+    def call(self, inputs, offset=0):
+        tensors = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        outputs = [self.rotate(x, offset) for x in tensors]
+        return outputs if isinstance(inputs, (list, tuple)) else outputs[0]
+
+    def rotate(self, x, offset=0):
+        positions = ops.arange(ops.shape(x)[1]) + offset
+        sin, cos = rotary_sin_cos(positions, x.shape[-1], self.base)
+        # (length, dim) -> (1, length, 1, ..., dim) to broadcast over middle axes.
+        extra = len(x.shape) - 3
+        sin = ops.reshape(sin, (1, -1) + (1,) * extra + (x.shape[-1],))
+        cos = ops.reshape(cos, (1, -1) + (1,) * extra + (x.shape[-1],))
+        return apply_rotary(x, sin, cos)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "base": self.base}

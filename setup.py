@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="kerasnlp4su",
+    version="0.1.0",
+    description="Keras 3 successor of bert4keras: official TF1 checkpoints, RoFormer, GlobalPointer, Tiger.",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kerasnlp4su", "kerasnlp4su.*"]),
+    install_requires=[
+        "keras>=3.6",
+        "numpy",
+        "tensorflow-cpu>=2.16",  # TF backend (default) and the TF1 checkpoint reader/writer
+        "tokenizers>=0.15",      # fast WordPiece engine
+        "safetensors>=0.4",      # HuggingFace-format weights without torch
+        "h5py",                  # Keras .weights.h5 files
+    ],
+    extras_require={
+        "sentencepiece": ["sentencepiece"],
+        "test": [
+            "pytest",
+            "pytest-xdist",
+            "hypothesis",
+            "sentencepiece",
+            # Independent reference: transformers<5 still reads official TF1 checkpoints.
+            "transformers>=4.40,<5",
+            "torch==2.13.0",
+        ],
+        "examples": ["scipy"],
+        "bench": ["transformers>=4.40,<5", "torch==2.13.0"],
+    },
+)
