@@ -14,16 +14,19 @@ from keras import ops
 NEG_INF = -1e9
 
 
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
 def gelu_erf(x):
     """Exact GELU, `x * Phi(x)` with the Gaussian CDF (ELECTRA, bert4keras default)."""
     return keras.activations.gelu(x, approximate=False)
 
 
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
 def gelu_tanh(x):
     """Tanh approximation of GELU (official BERT and ALBERT code)."""
     return keras.activations.gelu(x, approximate=True)
 
 
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
 def squared_relu(x):
     """`relu(x) ** 2`, the GAU activation."""
     return ops.square(ops.relu(x))

@@ -1,0 +1,103 @@
+"""Load official weights into a built model, by variable name, never by order."""
+
+import warnings
+
+import numpy as np
+
+from kerasnlp4su.checkpoints.readers import CheckpointReader
+
+# Names that identify a checkpoint's model family, checked in order.
+_FAMILY_SIGNATURES = (
+    ("bert/encoder/transformer/group_0", "albert"),
+    ("electra/embeddings/word_embeddings", "electra"),
+    ("generator/embeddings/word_embeddings", "electra (generator only)"),
+    ("bert/embeddings/position_embeddings", "bert"),
+    ("bert/embeddings/word_embeddings", "roformer (no position embeddings)"),
+)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not match the model: missing variables or wrong shapes."""
+
+
+def guess_model_family(names):
+    """Best guess of which model wrote a checkpoint, from its variable names."""
+    for marker, family in _FAMILY_SIGNATURES:
+        if marker in names:
+            return family
+    return None
+
+
+def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=(),
+                            strict=True, model_type=None):
+    """Assign `reader`'s tensors to `model`'s variables through `mapping`.
+
+    Args:
+        model: a built `keras.Model`.
+        reader: a `CheckpointReader`.
+        mapping: `{keras variable path: checkpoint name}`.
+        transforms: `{checkpoint name: fn(array) -> array}` applied after reading.
+        optional: variable paths that are allowed to have no checkpoint value
+            (e.g. the zero-initialised conditional-LayerNorm projections).
+        strict: when True (default) any model variable without a checkpoint
+            value, or with a shape mismatch, raises `CheckpointMismatchError`
+            listing every problem. When False those variables keep their
+            initial values and a warning lists them.
+        model_type: the model name used in error messages.
+
+    Returns:
+        A report dict: `loaded`, `missing`, `mismatched`, `unused` (checkpoint
+        names no model variable took).
+    """
+    if not isinstance(reader, CheckpointReader):
+        raise TypeError(f"reader must be a CheckpointReader, got {type(reader).__name__}")
+    transforms = transforms or {}
+    available = reader.names()
+    loaded, missing, mismatched, unmapped = [], [], [], []
+    assignments = []
+    for variable in model.weights:
+        path = variable.path
+        name = mapping.get(path)
+        if name is None:
+            if path not in optional:
+                unmapped.append(path)
+            continue
+        if name not in available:
+            missing.append((path, name))
+            continue
+        value = reader.get(name)
+        if name in transforms:
+            value = transforms[name](value)
+        if tuple(value.shape) != tuple(variable.shape):
+            mismatched.append((path, tuple(variable.shape), name, tuple(value.shape)))
+            continue
+        assignments.append((variable, value))
+        loaded.append(name)
+
+    used = set(loaded) | {name for _, name in missing}
+    unused = sorted(available - used)
+    problems = []
+    if missing:
+        lines = "\n".join(f"  {p}  <-  {n}" for p, n in missing)
+        problems.append(f"{len(missing)} variable(s) missing from the checkpoint:\n{lines}")
+    if mismatched:
+        lines = "\n".join(f"  {p} {ps}  <-  {n} {ns}" for p, ps, n, ns in mismatched)
+        problems.append(f"{len(mismatched)} shape mismatch(es) (model vs checkpoint):\n{lines}")
+    if unmapped:
+        lines = "\n".join(f"  {p}" for p in unmapped)
+        problems.append(f"{len(unmapped)} model variable(s) with no checkpoint name:\n{lines}")
+    if problems:
+        family = guess_model_family(available)
+        hint = ""
+        if family and model_type and not family.startswith(model_type.split("_")[0]):
+            hint = (f"\nThe checkpoint looks like a {family} checkpoint but the model is "
+                    f"{model_type!r}: pass the matching model= argument.")
+        message = (f"checkpoint {reader.path!r} does not match the {model_type or 'model'} "
+                   f"model:\n" + "\n".join(problems) + hint)
+        if strict:
+            raise CheckpointMismatchError(
+                message + "\nPass strict=False to load the rest and keep initial values.")
+        warnings.warn(message, stacklevel=3)
+    for variable, value in assignments:
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    return {"loaded": loaded, "missing": missing, "mismatched": mismatched, "unused": unused}

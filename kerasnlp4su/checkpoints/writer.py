@@ -1,0 +1,60 @@
+"""Write model weights as an official-format TF1 checkpoint, atomically."""
+
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+
+def write_tf1_checkpoint(path, tensors):
+    """Write `{name: array}` as a TF1 checkpoint at prefix `path`.
+
+    The files are written into a temporary directory next to the target and
+    moved into place only when complete. An interrupted save therefore leaves
+    either the old checkpoint, or no `.index` (loading then fails loudly and
+    the old files remain as `*.bak`), never a mix of old and new files.
+
+    Example:
+    >>> write_tf1_checkpoint("/tmp/demo/model.ckpt", {"w": np.ones(3)})  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    path = os.path.abspath(os.fspath(path))
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".ckpt-tmp-", dir=directory)
+    try:
+        staged_prefix = os.path.join(staging, os.path.basename(path))
+        with tf.Graph().as_default():
+            variables = [
+                tf.compat.v1.Variable(np.asarray(value), name=name, dtype=np.asarray(value).dtype)
+                for name, value in sorted(tensors.items())
+            ]
+            saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V2)
+            with tf.compat.v1.Session() as session:
+                session.run(tf.compat.v1.variables_initializer(variables))
+                saver.save(session, staged_prefix, write_meta_graph=False,
+                           write_state=False)
+        _swap_into_place(staging, directory, os.path.basename(path))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def _swap_into_place(staging, directory, prefix):
+    # The old .index goes first: without it no reader can pair the old index
+    # with new data files. Old files are kept as .bak until the new set is in.
+    backups = []
+    old_files = sorted((f for f in os.listdir(directory)
+                        if f.startswith(prefix + ".") and not f.endswith(".bak")),
+                       key=lambda f: not f.endswith(".index"))
+    for filename in old_files:
+        target = os.path.join(directory, filename)
+        os.replace(target, target + ".bak")
+        backups.append(target + ".bak")
+    new_files = sorted(os.listdir(staging), key=lambda f: f.endswith(".index"))
+    for filename in new_files:
+        os.replace(os.path.join(staging, filename), os.path.join(directory, filename))
+    for backup in backups:
+        os.remove(backup)

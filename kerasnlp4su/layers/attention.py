@@ -1,0 +1,203 @@
+"""Multi-head attention with bias/mask hooks, RoPE, linear attention and a KV cache."""
+
+import math
+
+import keras
+from keras import ops
+
+from kerasnlp4su.backend import NEG_INF, attention_scale
+from kerasnlp4su.layers.position import RotaryEmbedding
+
+ATTENTION_TYPES = ("softmax", "linear")
+SCALE_TYPES = ("standard", "entropy_invariant", "none")
+
+
+def elu_plus_one(x):
+    """Positive feature map of linear attention (Katharopoulos et al.)."""
+    return ops.elu(x) + 1.0
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention as used by BERT, RoFormer and UniLM.
+
+    `inputs` is either one tensor (self-attention) or `[query, key, value]`.
+    Optional call arguments:
+
+    * `attention_mask`: additive bias broadcastable to `(batch, heads, q_len,
+      k_len)` (0 keeps, a large negative drops); this is the hook LM and UniLM
+      masks, relative-position biases etc. plug into. A boolean tensor is
+      accepted too (True keeps).
+    * `padding_mask`: `(batch, k_len)` keep-mask for keys.
+    * `cache`: `(k, v)` tensors of shape `(batch, cached, heads, size)` from
+      earlier decoding steps; the call then returns `(output, new_cache)`.
+      RoPE positions continue from the cache length.
+
+    `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
+    `attention_type='linear'` switches to O(n) softmax-free attention with
+    the `elu + 1` feature map (RoPE applied before it); it honours
+    `padding_mask` and `causal=True` but not arbitrary additive biases.
+    `scale='entropy_invariant'` multiplies scores by `log(n)/log(512)`.
+
+    Sub-layers are named `query`, `key`, `value` and `output`, so variable
+    paths read `<layer>/query/kernel` etc.
+
+    Example:
+    >>> mha = MultiHeadAttention(heads=2, head_size=4)
+    >>> x = keras.ops.ones((1, 5, 8))
+    >>> mha(x).shape
+    (1, 5, 8)
+    """
+
+    def __init__(self, heads, head_size, out_dim=None, key_size=None, use_bias=True,
+                 scale="standard", attention_dropout=0.0, position_encoding=None,
+                 attention_type="softmax", causal=False, kernel_initializer="glorot_uniform",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        if attention_type not in ATTENTION_TYPES:
+            raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
+        if scale not in SCALE_TYPES:
+            raise ValueError(f"scale must be one of {SCALE_TYPES}, got {scale!r}")
+        if position_encoding not in (None, "rotary"):
+            raise ValueError(f"position_encoding must be None or 'rotary', got {position_encoding!r}")
+        self.heads = int(heads)
+        self.head_size = int(head_size)
+        self.out_dim = out_dim
+        self.key_size = int(key_size or head_size)
+        self.use_bias = bool(use_bias)
+        self.scale = scale
+        self.attention_dropout = float(attention_dropout)
+        self.position_encoding = position_encoding
+        self.attention_type = attention_type
+        self.causal = bool(causal)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.dropout = keras.layers.Dropout(self.attention_dropout)
+        self.rotary = RotaryEmbedding() if position_encoding == "rotary" else None
+
+    def build(self, input_shape):
+        shapes = input_shape if isinstance(input_shape[0], (list, tuple)) else [input_shape] * 3
+        q_shape, k_shape, v_shape = shapes
+        out_dim = self.out_dim or q_shape[-1]
+        self.out_dim = int(out_dim)
+
+        def dense(units, name, shape):
+            layer = keras.layers.Dense(units, use_bias=self.use_bias, name=name,
+                                       kernel_initializer=self.kernel_initializer,
+                                       dtype=self.dtype_policy)
+            layer.build(shape)
+            return layer
+
+        self.query_dense = dense(self.heads * self.key_size, "query", q_shape)
+        self.key_dense = dense(self.heads * self.key_size, "key", k_shape)
+        self.value_dense = dense(self.heads * self.head_size, "value", v_shape)
+        self.output_dense = dense(self.out_dim, "output",
+                                  tuple(q_shape[:-1]) + (self.heads * self.head_size,))
+        self.built = True
+
+    def _split_heads(self, x, size):
+        return ops.reshape(x, ops.shape(x)[:2] + (self.heads, size))
+
+    def call(self, inputs, attention_mask=None, padding_mask=None, cache=None,
+             training=None, mask=None):
+        if isinstance(inputs, (list, tuple)):
+            q, k, v = inputs
+        else:
+            q = k = v = inputs
+        qw = self._split_heads(self.query_dense(q), self.key_size)
+        kw = self._split_heads(self.key_dense(k), self.key_size)
+        vw = self._split_heads(self.value_dense(v), self.head_size)
+        offset = 0 if cache is None else ops.shape(cache[0])[1]
+        if self.rotary is not None:
+            qw = self.rotary.rotate(qw, offset)
+            kw = self.rotary.rotate(kw, offset)
+        if cache is not None:
+            kw = ops.concatenate([ops.cast(cache[0], kw.dtype), kw], axis=1)
+            vw = ops.concatenate([ops.cast(cache[1], vw.dtype), vw], axis=1)
+        if self.attention_type == "linear":
+            if attention_mask is not None:
+                raise ValueError(
+                    f"{self.name}: linear attention cannot apply an arbitrary attention_mask; "
+                    "use padding_mask and causal=True (UniLM masks need softmax attention)")
+            o = self._linear_attention(qw, kw, vw, padding_mask, offset)
+        else:
+            o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training)
+        o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
+        o = self.output_dense(o)
+        if cache is not None:
+            return o, (kw, vw)
+        return o
+
+    def _score_scale(self, k_len):
+        if self.scale == "none":
+            return 1.0
+        return attention_scale(self.key_size, k_len, self.scale)
+
+    def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training):
+        # Scores in float32: softmax of bf16 logits is visibly off.
+        scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
+        scores = scores * self._score_scale(ops.shape(kw)[1])
+        if attention_mask is not None:
+            if attention_mask.dtype == "bool":
+                attention_mask = ops.where(attention_mask, 0.0, NEG_INF)
+            scores = scores + ops.cast(attention_mask, "float32")
+        if padding_mask is not None:
+            keep = ops.cast(padding_mask, "bool")[:, None, None, :]
+            scores = ops.where(keep, scores, NEG_INF)
+        if self.causal:
+            q_pos = ops.arange(ops.shape(qw)[1]) + offset
+            k_pos = ops.arange(ops.shape(kw)[1])
+            scores = ops.where(k_pos[None, :] <= q_pos[:, None], scores, NEG_INF)
+        probs = ops.softmax(scores, axis=-1)
+        probs = self.dropout(probs, training=training)
+        return ops.einsum("bhqk,bkhd->bqhd", ops.cast(probs, vw.dtype), vw)
+
+    def _linear_attention(self, qw, kw, vw, padding_mask, offset):
+        dtype = vw.dtype
+        qf = elu_plus_one(ops.cast(qw, "float32"))
+        kf = elu_plus_one(ops.cast(kw, "float32"))
+        v = ops.cast(vw, "float32")
+        if self.scale == "entropy_invariant":
+            qf = qf * ops.log(ops.maximum(ops.cast(ops.shape(kw)[1], "float32"), 2.0)) / math.log(512)
+        if padding_mask is not None:
+            kf = kf * ops.cast(padding_mask, "float32")[:, :, None, None]
+        if self.causal:
+            if offset != 0 and not isinstance(offset, int):
+                raise ValueError(f"{self.name}: causal linear attention does not support a KV cache")
+            # Prefix sums of k v^T keep memory O(n d^2) instead of O(n^2).
+            kv = ops.cumsum(ops.einsum("bkhd,bkhe->bkhde", kf, v), axis=1)
+            z = ops.cumsum(kf, axis=1)
+            num = ops.einsum("bqhd,bqhde->bqhe", qf, kv)
+            den = ops.einsum("bqhd,bqhd->bqh", qf, z)
+        else:
+            kv = ops.einsum("bkhd,bkhe->bhde", kf, v)
+            z = ops.sum(kf, axis=1)
+            num = ops.einsum("bqhd,bhde->bqhe", qf, kv)
+            den = ops.einsum("bqhd,bhd->bqh", qf, z)
+        o = num / (den[..., None] + 1e-6)
+        return ops.cast(o, dtype)
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            return mask[0]
+        return mask
+
+    def compute_output_shape(self, input_shape):
+        q_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
+        return tuple(q_shape[:-1]) + (self.out_dim or q_shape[-1],)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "heads": self.heads,
+            "head_size": self.head_size,
+            "out_dim": self.out_dim,
+            "key_size": self.key_size,
+            "use_bias": self.use_bias,
+            "scale": self.scale,
+            "attention_dropout": self.attention_dropout,
+            "position_encoding": self.position_encoding,
+            "attention_type": self.attention_type,
+            "causal": self.causal,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

@@ -1,0 +1,66 @@
+"""Token embedding that doubles as the tied MLM output projection."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class Embedding(keras.layers.Embedding):
+    """`keras.layers.Embedding` that can also project back onto the vocabulary.
+
+    Called normally it looks up ids; called with `mode='dense'` it multiplies
+    hidden states by the transposed table, which ties the MLM output weights
+    to the input embeddings (BERT, ALBERT, RoFormer all do this).
+
+    Example:
+    >>> emb = Embedding(100, 8, name="Embedding-Token")
+    >>> h = emb(keras.ops.array([[5, 6, 0]]))
+    >>> emb(h, mode="dense").shape
+    (1, 3, 100)
+    """
+
+    def call(self, inputs, mode="embedding"):
+        if mode == "dense":
+            kernel = ops.cast(self.embeddings, inputs.dtype)
+            return ops.matmul(inputs, ops.transpose(kernel))
+        if mode != "embedding":
+            raise ValueError(f"{self.name}: mode must be 'embedding' or 'dense', got {mode!r}")
+        return super().call(inputs)
+
+    def compute_mask(self, inputs, mask=None, mode="embedding"):
+        if mode == "dense":
+            return mask
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape, mode="embedding"):
+        if mode == "dense":
+            return tuple(input_shape[:-1]) + (self.input_dim,)
+        return super().compute_output_shape(input_shape)
+
+    def compute_output_spec(self, inputs, mode="embedding"):
+        shape = self.compute_output_shape(inputs.shape, mode=mode)
+        dtype = inputs.dtype if mode == "dense" else self.compute_dtype
+        return keras.KerasTensor(shape, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class BiasAdd(keras.layers.Layer):
+    """Adds a learned bias vector on the last axis (the MLM output bias).
+
+    Example:
+    >>> BiasAdd(name="MLM-Bias")(keras.ops.zeros((1, 3, 10))).shape
+    (1, 3, 10)
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(input_shape[-1],), initializer="zeros")
+
+    def call(self, inputs):
+        return inputs + ops.cast(self.bias, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

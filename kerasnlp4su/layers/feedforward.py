@@ -1,0 +1,53 @@
+"""Position-wise feed-forward block."""
+
+import keras
+
+from kerasnlp4su.backend import get_activation
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class FeedForward(keras.layers.Layer):
+    """`Dense(units, activation) -> Dense(input_dim)`, the transformer FFN.
+
+    Sub-layers are named `intermediate` and `output` so checkpoint mappings
+    can address them by path (`Transformer-0-FeedForward/intermediate/kernel`).
+
+    Example:
+    >>> FeedForward(16, activation="gelu_tanh")(keras.ops.ones((2, 3, 4))).shape
+    (2, 3, 4)
+    """
+
+    def __init__(self, units, activation="gelu", use_bias=True,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.units = int(units)
+        self.activation = activation
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        get_activation(activation)  # fail early on an unknown name
+
+    def build(self, input_shape):
+        common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
+                      dtype=self.dtype_policy)
+        self.intermediate = keras.layers.Dense(
+            self.units, activation=get_activation(self.activation), name="intermediate", **common)
+        self.intermediate.build(input_shape)
+        self.output_dense = keras.layers.Dense(input_shape[-1], name="output", **common)
+        self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
+        self.built = True
+
+    def call(self, inputs):
+        return self.output_dense(self.intermediate(inputs))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+        }

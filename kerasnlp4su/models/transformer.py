@@ -1,0 +1,363 @@
+"""The one transformer skeleton every model is built from.
+
+A model subclass only states what differs: its embedding pieces, where the
+norm sits, its position scheme, its heads and its checkpoint name map. The
+block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
+"""
+
+import keras
+import numpy as np
+
+from kerasnlp4su.backend import get_activation
+from kerasnlp4su.layers.attention import MultiHeadAttention
+from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
+from kerasnlp4su.layers.feedforward import FeedForward
+from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
+from kerasnlp4su.layers.normalization import LayerNormalization
+from kerasnlp4su.layers.pooling import TokenSelect
+from kerasnlp4su.layers.position import PositionEmbedding
+
+APPLICATIONS = ("encoder", "lm", "unilm")
+
+
+class Transformer:
+    """Builds a functional `keras.Model` from hyper-parameters (bert4keras style).
+
+    Subclasses override the `apply_*` hooks and `variable_mapping`. Layers
+    are created through `self.apply`, which reuses a layer when its name is
+    seen again: that is how ALBERT shares one block and how the MLM head
+    reuses the token embedding.
+
+    The built model is in `self.model`; its inputs are `[token_ids,
+    segment_ids]` (plus the conditional-LayerNorm input when used).
+
+    Example:
+    >>> t = BERT(vocab_size=100, hidden_size=8, num_hidden_layers=1,
+    ...          num_attention_heads=2, intermediate_size=16)
+    >>> model = t.build()
+    """
+
+    #: activation used when a config says just "gelu"; subclasses state the
+    #: form their official code uses.
+    official_gelu = "gelu_erf"
+    #: `'post'` (BERT) or `'pre'` normalisation.
+    norm_position = "post"
+    #: `'learned'` absolute embeddings or `'rotary'` (RoPE inside attention).
+    position_encoding = "learned"
+    #: whether dense layers carry biases and norms carry beta/gamma.
+    use_bias = True
+    layer_norm_kwargs = {"epsilon": 1e-12}
+    model_type = "transformer"
+
+    def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
+                 intermediate_size, hidden_act="gelu", dropout_rate=0.0,
+                 attention_dropout_rate=0.0, embedding_size=None, attention_head_size=None,
+                 attention_key_size=None, max_position=512, segment_vocab_size=2,
+                 sequence_length=None, keep_tokens=None, compound_tokens=None,
+                 initializer_range=0.02, with_pool=False, with_nsp=False, with_mlm=False,
+                 application="encoder", layer_norm_cond=None, layer_norm_cond_hidden_size=None,
+                 layer_norm_cond_hidden_act=None, attention_type="softmax",
+                 attention_scale="standard", name=None, **kwargs):
+        if application not in APPLICATIONS:
+            raise ValueError(f"application must be one of {APPLICATIONS}, got {application!r}")
+        if hidden_size % num_attention_heads and attention_head_size is None:
+            raise ValueError(
+                f"hidden_size {hidden_size} is not divisible by num_attention_heads "
+                f"{num_attention_heads}; set attention_head_size explicitly")
+        if keep_tokens is not None:
+            vocab_size = len(keep_tokens)
+        if compound_tokens is not None:
+            vocab_size += len(compound_tokens)
+        self.vocab_size = int(vocab_size)
+        self.hidden_size = int(hidden_size)
+        self.num_hidden_layers = int(num_hidden_layers)
+        self.num_attention_heads = int(num_attention_heads)
+        self.attention_head_size = int(attention_head_size or hidden_size // num_attention_heads)
+        self.attention_key_size = int(attention_key_size or self.attention_head_size)
+        self.intermediate_size = int(intermediate_size)
+        self.hidden_act = self.official_gelu if hidden_act == "gelu" else hidden_act
+        get_activation(self.hidden_act)
+        self.dropout_rate = float(dropout_rate or 0.0)
+        self.attention_dropout_rate = float(attention_dropout_rate or 0.0)
+        self.embedding_size = int(embedding_size or hidden_size)
+        self.max_position = int(max_position)
+        self.segment_vocab_size = int(segment_vocab_size)
+        self.sequence_length = sequence_length
+        self.keep_tokens = keep_tokens
+        self.compound_tokens = compound_tokens
+        self.initializer_range = float(initializer_range)
+        self.with_pool = with_pool or bool(with_nsp)
+        self.with_nsp = with_nsp
+        # LM and UniLM only make sense with a token-prediction head.
+        self.with_mlm = with_mlm or (application in ("lm", "unilm"))
+        self.application = application
+        self.layer_norm_cond = layer_norm_cond
+        self.layer_norm_cond_hidden_size = layer_norm_cond_hidden_size
+        self.layer_norm_cond_hidden_act = layer_norm_cond_hidden_act or "linear"
+        self.attention_type = attention_type
+        self.attention_scale = attention_scale
+        if attention_type == "linear" and application == "unilm":
+            raise ValueError("application='unilm' needs softmax attention; "
+                             "linear attention supports 'encoder' and 'lm' only")
+        self.name = name or self.model_type
+        self.unused_config = kwargs
+        self.layers = {}
+        self.model = None
+
+    # ----------------------------------------------------------------- utils
+    @property
+    def initializer(self):
+        return keras.initializers.TruncatedNormal(stddev=self.initializer_range)
+
+    def apply(self, inputs, layer_cls=None, name=None, call_kwargs=None, **layer_kwargs):
+        """Create (or reuse, by name) a layer and call it on `inputs`."""
+        if name not in self.layers:
+            if layer_cls is None:
+                raise KeyError(f"no layer named {name!r} has been created yet")
+            self.layers[name] = layer_cls(name=name, **layer_kwargs)
+        return self.layers[name](inputs, **(call_kwargs or {}))
+
+    def norm(self, x, name):
+        """Apply a (possibly conditional) LayerNorm named `name`."""
+        kwargs = dict(self.layer_norm_kwargs)
+        if self.cond is not None:
+            kwargs.update(conditional=True, hidden_units=self.layer_norm_cond_hidden_size,
+                          hidden_activation=self.layer_norm_cond_hidden_act,
+                          hidden_initializer=self.initializer)
+            x = [x, self.cond]
+        return self.apply(x, LayerNormalization, name=name, **kwargs)
+
+    def dropout(self, x, rate, name):
+        if not rate:
+            return x
+        return self.apply(x, keras.layers.Dropout, name=name, rate=rate)
+
+    # ------------------------------------------------------------ the build
+    def build(self):
+        """Create the Keras model; returns it (also kept in `self.model`)."""
+        inputs = self.build_inputs()
+        x = self.apply_embeddings(inputs)
+        self.attention_mask, self.padding_mask = self.build_masks(inputs)
+        for index in range(self.num_hidden_layers):
+            x = self.apply_block(x, index)
+        outputs = self.apply_final_layers(x)
+        self.model = keras.Model(self.model_inputs, outputs, name=self.name)
+        return self.model
+
+    def build_inputs(self):
+        token_ids = keras.Input(shape=(self.sequence_length,), dtype="int32", name="Input-Token")
+        inputs = [token_ids]
+        if self.segment_vocab_size > 0:
+            inputs.append(keras.Input(shape=(self.sequence_length,), dtype="int32",
+                                      name="Input-Segment"))
+        self.cond = None
+        self.model_inputs = list(inputs)
+        if self.layer_norm_cond is not None:
+            if isinstance(self.layer_norm_cond, int):
+                self.cond = keras.Input(shape=(self.layer_norm_cond,),
+                                        name="Input-LayerNorm-Condition")
+            else:
+                self.cond = self.layer_norm_cond
+            self.model_inputs.append(self.cond)
+        return inputs
+
+    def build_masks(self, inputs):
+        """Additive attention bias (softmax) and key padding mask (linear)."""
+        token_ids = inputs[0]
+        if self.application == "unilm" and len(inputs) < 2:
+            raise ValueError("application='unilm' needs segment ids (segment_vocab_size > 0)")
+        padding = self.apply(token_ids, PaddingMask, name="Padding-Mask")
+        if self.attention_type == "linear":
+            return None, padding
+        if self.application == "unilm":
+            bias = self.apply(inputs[:2], AttentionMask, name="Attention-Mask", mode="unilm")
+        else:
+            mode = "lm" if self.application == "lm" else "padding"
+            bias = self.apply(token_ids, AttentionMask, name="Attention-Mask", mode=mode)
+        return bias, None
+
+    def apply_embeddings(self, inputs):
+        x = self.apply(inputs[0], Embedding, name="Embedding-Token", input_dim=self.vocab_size,
+                       output_dim=self.embedding_size, mask_zero=True,
+                       embeddings_initializer=self.initializer)
+        if self.segment_vocab_size > 0:
+            s = self.apply(inputs[1], Embedding, name="Embedding-Segment",
+                           input_dim=self.segment_vocab_size, output_dim=self.embedding_size,
+                           embeddings_initializer=self.initializer)
+            x = self.apply([x, s], keras.layers.Add, name="Embedding-Token-Segment")
+        if self.position_encoding == "learned":
+            x = self.apply(x, PositionEmbedding, name="Embedding-Position",
+                           input_dim=self.max_position, output_dim=self.embedding_size,
+                           embeddings_initializer=self.initializer)
+        x = self.norm(x, "Embedding-Norm")
+        x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
+        if self.embedding_size != self.hidden_size:
+            x = self.apply(x, keras.layers.Dense, name="Embedding-Mapping",
+                           units=self.hidden_size, kernel_initializer=self.initializer,
+                           use_bias=self.use_bias)
+        return x
+
+    def block_names(self, index):
+        """Names of block `index`'s attention and FFN layers (ALBERT shares them)."""
+        return f"Transformer-{index}-MultiHeadSelfAttention", f"Transformer-{index}-FeedForward"
+
+    def apply_block(self, x, index):
+        attention_name, ffn_name = self.block_names(index)
+        attention_kwargs = dict(
+            heads=self.num_attention_heads, head_size=self.attention_head_size,
+            key_size=self.attention_key_size, out_dim=self.hidden_size,
+            use_bias=self.use_bias, attention_dropout=self.attention_dropout_rate,
+            scale=self.attention_scale, attention_type=self.attention_type,
+            causal=(self.attention_type == "linear" and self.application == "lm"),
+            position_encoding="rotary" if self.position_encoding == "rotary" else None,
+            kernel_initializer=self.initializer)
+        call_kwargs = {}
+        if self.attention_mask is not None:
+            call_kwargs["attention_mask"] = self.attention_mask
+        if self.padding_mask is not None:
+            call_kwargs["padding_mask"] = self.padding_mask
+        x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs)
+        ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
+                          use_bias=self.use_bias, kernel_initializer=self.initializer)
+        return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
+
+    def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None):
+        """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN)."""
+        shortcut = x
+        if self.norm_position == "pre":
+            x = self.norm(x, f"{name}-Norm")
+        x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
+        x = self.dropout(x, self.dropout_rate, f"{name}-Dropout")
+        x = self.apply([shortcut, x], keras.layers.Add, name=f"{name}-Add")
+        if self.norm_position == "post":
+            x = self.norm(x, f"{name}-Norm")
+        return x
+
+    def apply_final_layers(self, x):
+        """Pooler / NSP / MLM heads with bert4keras's output conventions.
+
+        Returns the sequence output alone, or the single head's output when
+        one head is on, or the list of head outputs when several are.
+        """
+        sequence_output = x
+        outputs = [x]
+        if self.with_pool:
+            pool_activation = "tanh" if self.with_pool is True else self.with_pool
+            p = self.apply(x, TokenSelect, name="Pooler", index=0)
+            p = self.apply(p, keras.layers.Dense, name="Pooler-Dense", units=self.hidden_size,
+                           activation=pool_activation, kernel_initializer=self.initializer)
+            if self.with_nsp:
+                nsp_activation = "softmax" if self.with_nsp is True else self.with_nsp
+                p = self.apply(p, keras.layers.Dense, name="NSP-Proba", units=2,
+                               activation=nsp_activation, kernel_initializer=self.initializer)
+            outputs.append(p)
+        if self.with_mlm:
+            outputs.append(self.apply_mlm_head(sequence_output))
+        if len(outputs) == 1:
+            return outputs[0]
+        if len(outputs) == 2:
+            return outputs[1]
+        return outputs[1:]
+
+    def apply_mlm_head(self, x):
+        mlm_activation = "softmax" if self.with_mlm is True else self.with_mlm
+        x = self.apply(x, keras.layers.Dense, name="MLM-Dense", units=self.embedding_size,
+                       activation=get_activation(self.hidden_act),
+                       kernel_initializer=self.initializer)
+        x = self.norm(x, "MLM-Norm")
+        x = self.apply(x, name="Embedding-Token", call_kwargs={"mode": "dense"})
+        x = self.apply(x, BiasAdd, name="MLM-Bias")
+        return self.apply(x, keras.layers.Activation, name="MLM-Activation",
+                          activation=mlm_activation, dtype="float32")
+
+    # ------------------------------------------------------ checkpoint names
+    def variable_mapping(self):
+        """`{keras variable path: official checkpoint variable name}`."""
+        raise NotImplementedError
+
+    def checkpoint_transforms(self):
+        """`{official name: (load_fn, save_fn)}` for variables stored differently."""
+        return {}
+
+    def embedding_variables(self):
+        """Official names whose first axis is the vocabulary (for `keep_tokens`)."""
+        return []
+
+    def optional_variables(self):
+        """Model variables that official checkpoints never hold."""
+        return {v.path for v in self.model.weights
+                if any(part in v.path for part in ("/gamma_dense/", "/beta_dense/", "/hidden_dense/"))}
+
+    # ------------------------------------------------------- load and save
+    def load_weights_from_checkpoint(self, checkpoint_path, strict=True):
+        """Load an official checkpoint (TF1 prefix or HF directory) into `self.model`.
+
+        Every model variable must find its checkpoint variable with the same
+        shape unless `strict=False`. Returns the loading report.
+        """
+        from kerasnlp4su.checkpoints.formats import open_checkpoint
+
+        reader = open_checkpoint(checkpoint_path, self)
+        transforms = {name: load for name, (load, _) in self.checkpoint_transforms().items()}
+        for name in self.embedding_variables():
+            transforms[name] = _chain(transforms.get(name), self.select_tokens)
+        return _load(self.model, reader, self.variable_mapping(), transforms,
+                     self.optional_variables(), strict, self.model_type)
+
+    def select_tokens(self, table):
+        """Apply `keep_tokens` / `compound_tokens` to a vocabulary-indexed array."""
+        if self.keep_tokens is not None:
+            table = table[np.asarray(self.keep_tokens)]
+        if self.compound_tokens is not None:
+            extra = [np.mean(table[np.asarray(ids)], axis=0) for ids in self.compound_tokens]
+            table = np.concatenate([table, np.stack(extra)], axis=0)
+        return table
+
+    def checkpoint_tensors(self):
+        """`{official name: numpy array}` of the model's current weights."""
+        mapping = self.variable_mapping()
+        savers = {name: save for name, (_, save) in self.checkpoint_transforms().items()}
+        tensors = {}
+        for variable in self.model.weights:
+            name = mapping.get(variable.path)
+            if name is None:
+                continue
+            value = keras.ops.convert_to_numpy(variable)
+            tensors[name] = savers[name](value) if name in savers else value
+        return tensors
+
+    def save_weights_as_checkpoint(self, filename):
+        """Write the weights as an official TF1 checkpoint (atomic)."""
+        from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
+
+        return write_tf1_checkpoint(filename, self.checkpoint_tensors())
+
+
+def _chain(first, second):
+    if first is None:
+        return second
+    return lambda value: second(first(value))
+
+
+def _load(model, reader, mapping, transforms, optional, strict, model_type):
+    from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
+
+    return load_checkpoint_weights(model, reader, mapping, transforms, optional, strict, model_type)
+
+
+def dense_names(keras_path, official_path, use_bias=True):
+    """Map a Dense layer's kernel (and bias) onto official `kernel`/`bias`."""
+    names = {f"{keras_path}/kernel": f"{official_path}/kernel"}
+    if use_bias:
+        names[f"{keras_path}/bias"] = f"{official_path}/bias"
+    return names
+
+
+def norm_names(keras_path, official_path, center=True, scale=True):
+    """Map a LayerNorm's gamma/beta onto official names."""
+    names = {}
+    if scale:
+        names[f"{keras_path}/gamma"] = f"{official_path}/gamma"
+    if center:
+        names[f"{keras_path}/beta"] = f"{official_path}/beta"
+    return names
