@@ -24,6 +24,7 @@ setup(
             "pytest",
             "pytest-xdist",
             "hypothesis",
+            "scipy",
             "sentencepiece",
             # Independent reference: transformers<5 still reads official TF1 checkpoints.
             "transformers>=4.40,<5",

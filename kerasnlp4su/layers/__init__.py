@@ -1,0 +1,22 @@
+"""Serializable layers (no `Lambda`): attention, positions, norms, heads."""
+
+from kerasnlp4su.layers.attention import MultiHeadAttention
+from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
+from kerasnlp4su.layers.feedforward import FeedForward
+from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
+from kerasnlp4su.layers.normalization import LayerNormalization
+from kerasnlp4su.layers.pooling import MaskedGlobalAveragePooling, TokenSelect
+from kerasnlp4su.layers.position import (
+    PositionEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionEmbedding,
+    apply_rotary,
+    rotary_sin_cos,
+)
+
+__all__ = [
+    "AttentionMask", "BiasAdd", "Embedding", "FeedForward", "LayerNormalization",
+    "MaskedGlobalAveragePooling", "MultiHeadAttention", "PaddingMask", "PositionEmbedding",
+    "RotaryEmbedding", "SinusoidalPositionEmbedding", "TokenSelect", "apply_rotary",
+    "rotary_sin_cos",
+]
