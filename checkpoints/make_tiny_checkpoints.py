@@ -92,47 +92,116 @@ def build_vocab():
     return list(dict.fromkeys(tokens))
 
 
-def bert_tensors(config, rng):
-    """Official BERT variable names and shapes, with small random values."""
-    h, v, i = config["hidden_size"], config["vocab_size"], config["intermediate_size"]
+class _Weights:
+    """Random tensors with official names; `norm`/`dense` add LayerNorm and Dense pairs."""
 
-    def w(*shape):
-        return (rng.standard_normal(shape) * 0.1).astype("float32")
+    def __init__(self, rng, bias=True, norm=True):
+        self.rng, self.bias, self.norm_params, self.tensors = rng, bias, norm, {}
 
-    def ln(prefix):
-        return {f"{prefix}/gamma": 1 + w(h), f"{prefix}/beta": w(h)}
+    def w(self, *shape):
+        return (self.rng.standard_normal(shape) * 0.1).astype("float32")
 
-    t = {
-        "bert/embeddings/word_embeddings": w(v, h),
-        "bert/embeddings/token_type_embeddings": w(config["type_vocab_size"], h),
-        "bert/embeddings/position_embeddings": w(config["max_position_embeddings"], h),
-        **ln("bert/embeddings/LayerNorm"),
-    }
-    for layer in range(config["num_hidden_layers"]):
-        p = f"bert/encoder/layer_{layer}"
+    def dense(self, name, n_in, n_out):
+        self.tensors[f"{name}/kernel"] = self.w(n_in, n_out)
+        if self.bias:
+            self.tensors[f"{name}/bias"] = self.w(n_out)
+
+    def norm(self, name, dim):
+        if self.norm_params:
+            self.tensors[f"{name}/gamma"] = 1 + self.w(dim)
+            self.tensors[f"{name}/beta"] = self.w(dim)
+
+    def embeddings(self, prefix, config, width, positions=True):
+        self.tensors[f"{prefix}/word_embeddings"] = self.w(config["vocab_size"], width)
+        self.tensors[f"{prefix}/token_type_embeddings"] = self.w(config["type_vocab_size"], width)
+        if positions:
+            self.tensors[f"{prefix}/position_embeddings"] = self.w(config["max_position_embeddings"], width)
+        self.norm(f"{prefix}/LayerNorm", width)
+
+    def bert_layer(self, p, h, i):
         for part in ("query", "key", "value"):
-            t[f"{p}/attention/self/{part}/kernel"] = w(h, h)
-            t[f"{p}/attention/self/{part}/bias"] = w(h)
-        t[f"{p}/attention/output/dense/kernel"] = w(h, h)
-        t[f"{p}/attention/output/dense/bias"] = w(h)
-        t.update(ln(f"{p}/attention/output/LayerNorm"))
-        t[f"{p}/intermediate/dense/kernel"] = w(h, i)
-        t[f"{p}/intermediate/dense/bias"] = w(i)
-        t[f"{p}/output/dense/kernel"] = w(i, h)
-        t[f"{p}/output/dense/bias"] = w(h)
-        t.update(ln(f"{p}/output/LayerNorm"))
-    t["bert/pooler/dense/kernel"] = w(h, h)
-    t["bert/pooler/dense/bias"] = w(h)
-    t["cls/predictions/transform/dense/kernel"] = w(h, h)
-    t["cls/predictions/transform/dense/bias"] = w(h)
-    t.update(ln("cls/predictions/transform/LayerNorm"))
-    t["cls/predictions/output_bias"] = w(v)
-    t["cls/seq_relationship/output_weights"] = w(2, h)
-    t["cls/seq_relationship/output_bias"] = w(2)
-    # Real releases carry training state too; the loader must ignore it.
-    t["global_step"] = np.array(1000, dtype="int64")
-    t["bert/pooler/dense/kernel/adam_m"] = w(h, h)
-    return t
+            self.dense(f"{p}/attention/self/{part}", h, h)
+        self.dense(f"{p}/attention/output/dense", h, h)
+        self.norm(f"{p}/attention/output/LayerNorm", h)
+        self.dense(f"{p}/intermediate/dense", h, i)
+        self.dense(f"{p}/output/dense", i, h)
+        self.norm(f"{p}/output/LayerNorm", h)
+
+    def bert_heads(self, h, e, v):
+        self.dense("bert/pooler/dense", h, h)
+        self.dense("cls/predictions/transform/dense", h, e)
+        self.norm("cls/predictions/transform/LayerNorm", e)
+        self.tensors["cls/predictions/output_bias"] = self.w(v)
+        self.tensors["cls/seq_relationship/output_weights"] = self.w(2, h)
+        self.tensors["cls/seq_relationship/output_bias"] = self.w(2)
+
+    def training_state(self, name):
+        # Real releases carry training state too; the loader must ignore it.
+        self.tensors["global_step"] = np.array(1000, dtype="int64")
+        self.tensors[f"{name}/adam_m"] = self.w(*self.tensors[name].shape)
+
+
+def bert_tensors(config, rng, positions=True):
+    """Official BERT (or RoFormer, `positions=False`) names and shapes."""
+    h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
+    t = _Weights(rng)
+    t.embeddings("bert/embeddings", config, h, positions)
+    for layer in range(config["num_hidden_layers"]):
+        t.bert_layer(f"bert/encoder/layer_{layer}", h, i)
+    t.bert_heads(h, h, v)
+    t.training_state("bert/pooler/dense/kernel")
+    return t.tensors
+
+
+def roformer_v2_tensors(config, rng):
+    """RoFormer-v2 release: no biases, no LayerNorm parameters, no pooler or MLM transform."""
+    h, i = config["hidden_size"], config["intermediate_size"]
+    t = _Weights(rng, bias=False, norm=False)
+    t.embeddings("bert/embeddings", config, h, positions=False)
+    for layer in range(config["num_hidden_layers"]):
+        t.bert_layer(f"bert/encoder/layer_{layer}", h, i)
+    return t.tensors
+
+
+def albert_tensors(config, rng):
+    """Official ALBERT: width-E embeddings, one shared block under group_0/inner_group_0."""
+    h, i, v, e = (config["hidden_size"], config["intermediate_size"], config["vocab_size"],
+                  config["embedding_size"])
+    t = _Weights(rng)
+    t.embeddings("bert/embeddings", config, e)
+    t.dense("bert/encoder/embedding_hidden_mapping_in", e, h)
+    p = "bert/encoder/transformer/group_0/inner_group_0"
+    for part in ("query", "key", "value"):
+        t.dense(f"{p}/attention_1/self/{part}", h, h)
+    t.dense(f"{p}/attention_1/output/dense", h, h)
+    t.norm(f"{p}/LayerNorm", h)
+    t.dense(f"{p}/ffn_1/intermediate/dense", h, i)
+    t.dense(f"{p}/ffn_1/intermediate/output/dense", i, h)
+    t.norm(f"{p}/LayerNorm_1", h)
+    t.bert_heads(h, e, v)
+    return t.tensors
+
+
+def electra_tensors(config, generator_config, rng):
+    """Official ELECTRA pre-training checkpoint: discriminator and generator towers."""
+    h, i, v, e = (config["hidden_size"], config["intermediate_size"], config["vocab_size"],
+                  config["embedding_size"])
+    t = _Weights(rng)
+    t.embeddings("electra/embeddings", config, e)
+    t.dense("electra/embeddings_project", e, h)
+    for layer in range(config["num_hidden_layers"]):
+        t.bert_layer(f"electra/encoder/layer_{layer}", h, i)
+    t.dense("discriminator_predictions/dense", h, h)
+    t.dense("discriminator_predictions/dense_1", h, 1)
+    gh, gi = generator_config["hidden_size"], generator_config["intermediate_size"]
+    t.dense("generator/embeddings_project", e, gh)
+    for layer in range(generator_config["num_hidden_layers"]):
+        t.bert_layer(f"generator/encoder/layer_{layer}", gh, gi)
+    t.dense("generator_predictions/dense", gh, e)
+    t.norm("generator_predictions/LayerNorm", e)
+    t.tensors["generator_predictions/output_bias"] = t.w(v)
+    t.training_state("electra/embeddings_project/kernel")
+    return t.tensors
 
 
 def make_tiny_bert(directory, seed=0):

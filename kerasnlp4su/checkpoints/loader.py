@@ -6,13 +6,14 @@ import numpy as np
 
 from kerasnlp4su.checkpoints.readers import CheckpointReader
 
-# Names that identify a checkpoint's model family, checked in order.
+# Name prefixes that identify a checkpoint's model family, checked in order.
 _FAMILY_SIGNATURES = (
-    ("bert/encoder/transformer/group_0", "albert"),
-    ("electra/embeddings/word_embeddings", "electra"),
-    ("generator/embeddings/word_embeddings", "electra (generator only)"),
+    ("bert/encoder/transformer/group_0/", "albert"),
+    ("electra/encoder/", "electra"),
+    ("generator/encoder/", "electra_generator"),
     ("bert/embeddings/position_embeddings", "bert"),
-    ("bert/embeddings/word_embeddings", "roformer (no position embeddings)"),
+    ("bert/embeddings/LayerNorm/", "roformer"),
+    ("bert/embeddings/word_embeddings", "roformer_v2"),
 )
 
 
@@ -21,9 +22,9 @@ class CheckpointMismatchError(ValueError):
 
 
 def guess_model_family(names):
-    """Best guess of which model wrote a checkpoint, from its variable names."""
+    """Best guess of which `model=` wrote a checkpoint, from its variable names."""
     for marker, family in _FAMILY_SIGNATURES:
-        if marker in names:
+        if any(name.startswith(marker) for name in names):
             return family
     return None
 
@@ -89,9 +90,9 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
     if problems:
         family = guess_model_family(available)
         hint = ""
-        if family and model_type and not family.startswith(model_type.split("_")[0]):
-            hint = (f"\nThe checkpoint looks like a {family} checkpoint but the model is "
-                    f"{model_type!r}: pass the matching model= argument.")
+        if family and model_type and family.split("_")[0] != model_type.split("_")[0]:
+            hint = (f"\nThe checkpoint looks like a model={family!r} checkpoint but the "
+                    f"model is {model_type!r}: pass the matching model= argument.")
         message = (f"checkpoint {reader.path!r} does not match the {model_type or 'model'} "
                    f"model:\n" + "\n".join(problems) + hint)
         if strict:

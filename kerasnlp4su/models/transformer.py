@@ -323,7 +323,15 @@ class Transformer:
             if name is None:
                 continue
             value = keras.ops.convert_to_numpy(variable)
-            tensors[name] = savers[name](value) if name in savers else value
+            value = savers[name](value) if name in savers else value
+            if name in tensors and not np.array_equal(tensors[name], value):
+                # Several model variables map to one official name (unshared
+                # ALBERT): only identical copies fit the official layout.
+                raise ValueError(
+                    f"cannot write {variable.path!r} as {name!r}: another variable already "
+                    "wrote different values to that name (layers that share one official "
+                    "variable have diverged)")
+            tensors[name] = value
         return tensors
 
     def save_weights_as_checkpoint(self, filename):
