@@ -274,3 +274,23 @@ def test_unshared_albert_with_diverged_layers_refuses_to_write(ckpt, tmp_path):
     layer.output_dense.bias.assign(layer.output_dense.bias + 1.0)
     with pytest.raises(ValueError, match="Transformer-1-FeedForward/output/bias"):
         t.save_weights_as_checkpoint(str(tmp_path / "diverged.ckpt"))
+
+
+@pytest.mark.parametrize("family,application", [("bert", "unilm"), ("roformer", "lm"), ("albert", "unilm")])
+def test_cached_forward_equals_full_recomputation(ckpt, family, application):
+    config_path, path = ckpt(family)
+    t = build_transformer_model(config_path, path, model=family, application=application,
+                                return_keras_model=False)
+    ids = np.array([[2, 11, 12, 3, 20, 21, 22, 23], [2, 11, 3, 0, 20, 21, 22, 23]])
+    seg = np.array([[0, 0, 0, 0, 1, 1, 1, 1]] * 2)
+    if application == "lm":
+        seg = np.zeros_like(seg)
+    full = t.model.predict([ids, seg], verbose=0)
+    out, cache = t.cached_forward([ids[:, :5], seg[:, :5]])
+    np.testing.assert_allclose(np.asarray(out), full[:, :5], atol=1e-6)
+    for j in range(5, 8):
+        out, cache = t.cached_forward([ids[:, j:j + 1], seg[:, j:j + 1]], cache)
+        np.testing.assert_allclose(np.asarray(out)[:, 0], full[:, j], atol=1e-6)
+    assert cache["length"] == 8
+    swapped = t.reorder_cache(cache, np.array([1, 0]))
+    np.testing.assert_array_equal(np.asarray(swapped["layers"][0][0])[0], np.asarray(cache["layers"][0][0])[1])

@@ -8,7 +8,7 @@ block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import get_activation
+from kerasnlp4su.backend import NEG_INF, get_activation
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
 from kerasnlp4su.layers.feedforward import FeedForward
@@ -103,6 +103,8 @@ class Transformer:
         self.unused_config = kwargs
         self.layers = {}
         self.model = None
+        # Set only while `cached_forward` replays the layers eagerly.
+        self._step = None
 
     # ----------------------------------------------------------------- utils
     @property
@@ -164,6 +166,8 @@ class Transformer:
     def build_masks(self, inputs):
         """Additive attention bias (softmax) and key padding mask (linear)."""
         token_ids = inputs[0]
+        if self._step is not None and self._step["length"]:
+            return self._step_masks(token_ids)
         if self.application == "unilm" and len(inputs) < 2:
             raise ValueError("application='unilm' needs segment ids (segment_vocab_size > 0)")
         padding = self.apply(token_ids, PaddingMask, name="Padding-Mask")
@@ -188,7 +192,8 @@ class Transformer:
         if self.position_encoding == "learned":
             x = self.apply(x, PositionEmbedding, name="Embedding-Position",
                            input_dim=self.max_position, output_dim=self.embedding_size,
-                           embeddings_initializer=self.initializer)
+                           embeddings_initializer=self.initializer,
+                           call_kwargs={"offset": self._step["length"]} if self._step else None)
         x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
         if self.embedding_size != self.hidden_size:
@@ -216,17 +221,24 @@ class Transformer:
             call_kwargs["attention_mask"] = self.attention_mask
         if self.padding_mask is not None:
             call_kwargs["padding_mask"] = self.padding_mask
-        x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs)
+        x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs,
+                          cache_key=index)
         ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
                           use_bias=self.use_bias, kernel_initializer=self.initializer)
         return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
 
-    def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None):
+    def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None):
         """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN)."""
         shortcut = x
         if self.norm_position == "pre":
             x = self.norm(x, f"{name}-Norm")
-        x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
+        if self._step is not None and cache_key is not None:
+            call_kwargs = dict(call_kwargs or {}, cache=self._step["cache"].get(cache_key)
+                               or self._empty_cache(x))
+            x, self._step["new"][cache_key] = self.apply(x, layer_cls, name=name,
+                                                         call_kwargs=call_kwargs)
+        else:
+            x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
         x = self.dropout(x, self.dropout_rate, f"{name}-Dropout")
         x = self.apply([shortcut, x], keras.layers.Add, name=f"{name}-Add")
         if self.norm_position == "post":
@@ -269,6 +281,68 @@ class Transformer:
         x = self.apply(x, BiasAdd, name="MLM-Bias")
         return self.apply(x, keras.layers.Activation, name="MLM-Activation",
                           activation=mlm_activation, dtype="float32")
+
+    # --------------------------------------------------- cached decoding
+    def cached_forward(self, inputs, cache=None):
+        """Run the built model on new tokens only, reusing keys/values of earlier ones.
+
+        `inputs` is `[token_ids, segment_ids]` of the new tokens, shape
+        `(batch, n)`. With `cache=None` this is the prefix pass: the
+        application's mask (LM causal, UniLM) applies within the tokens.
+        With a cache, the new tokens see every cached token (except padding)
+        and, causally, each other. Returns `(outputs, new_cache)` where
+        `outputs` has the model's usual structure for the new positions.
+
+        Example:
+        >>> probs, cache = t.cached_forward([prefix_ids, prefix_segments])   # doctest: +SKIP
+        >>> probs, cache = t.cached_forward([next_ids, next_segments], cache)  # doctest: +SKIP
+        """
+        if self.model is None:
+            raise ValueError("build() the model before decoding")
+        if self.attention_type == "linear":
+            raise ValueError("cached decoding needs softmax attention")
+        inputs = [keras.ops.convert_to_tensor(i, "int32") for i in inputs]
+        token_ids = inputs[0]
+        keep = keras.ops.not_equal(token_ids, 0)
+        if cache is None:
+            cache = {"length": 0, "keep": None, "layers": {}}
+        else:
+            keep = keras.ops.concatenate([cache["keep"], keep], axis=1)
+        self._step = {"length": cache["length"], "keep": keep, "cache": cache["layers"], "new": {}}
+        try:
+            x = self.apply_embeddings(inputs)
+            self.attention_mask, self.padding_mask = self.build_masks(inputs)
+            for index in range(self.num_hidden_layers):
+                x = self.apply_block(x, index)
+            outputs = self.apply_final_layers(x)
+            new_layers = self._step["new"]
+        finally:
+            self._step = None
+        new_cache = {"length": cache["length"] + int(token_ids.shape[1]), "keep": keep,
+                     "layers": new_layers}
+        return outputs, new_cache
+
+    @staticmethod
+    def reorder_cache(cache, indices):
+        """Select/reorder batch rows of a cache (beam search keeps the best beams)."""
+        take = lambda t: keras.ops.take(t, indices, axis=0)  # noqa: E731
+        return {"length": cache["length"], "keep": take(cache["keep"]),
+                "layers": {k: (take(kv[0]), take(kv[1])) for k, kv in cache["layers"].items()}}
+
+    def _empty_cache(self, x):
+        batch = keras.ops.shape(x)[0]
+        return (keras.ops.zeros((batch, 0, self.num_attention_heads, self.attention_key_size), x.dtype),
+                keras.ops.zeros((batch, 0, self.num_attention_heads, self.attention_head_size), x.dtype))
+
+    def _step_masks(self, token_ids):
+        # New tokens see all earlier non-padding tokens and, causally, each other.
+        n = keras.ops.shape(token_ids)[1]
+        past = self._step["length"]
+        keys = keras.ops.arange(past + n)
+        queries = keras.ops.arange(n) + past
+        allowed = keras.ops.logical_and(self._step["keep"][:, None, None, :],
+                                        (keys[None, :] <= queries[:, None])[None, None])
+        return keras.ops.where(allowed, 0.0, NEG_INF), None
 
     # ------------------------------------------------------ checkpoint names
     def variable_mapping(self):
