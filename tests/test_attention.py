@@ -1,0 +1,240 @@
+"""MultiHeadAttention (softmax and linear), RoPE, masks and conditional LayerNorm."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasnlp4su.layers import AttentionMask, LayerNormalization, MultiHeadAttention
+from kerasnlp4su.models import build_transformer_model
+from reference import rope, softmax
+
+RNG = np.random.default_rng(0)
+
+
+def weights(layer):
+    return {name: getattr(layer, f"{name}_dense").kernel.numpy() for name in ("query", "key", "value", "output")}, \
+        {name: getattr(layer, f"{name}_dense").bias.numpy() for name in ("query", "key", "value", "output")}
+
+
+def numpy_attention(layer, x, keep=None, bias=None, kind="softmax", causal=False, rotary=False,
+                    scale="standard"):
+    """Reference multi-head attention in float64."""
+    w, b = weights(layer)
+    x = x.astype("float64")
+    batch, n, _ = x.shape
+    h = layer.heads
+    q = (x @ w["query"] + b["query"]).reshape(batch, n, h, -1)
+    k = (x @ w["key"] + b["key"]).reshape(batch, n, h, -1)
+    v = (x @ w["value"] + b["value"]).reshape(batch, n, h, -1)
+    if rotary:
+        q, k = rope(q), rope(k)
+    d = q.shape[-1]
+    if kind == "softmax":
+        s = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d)
+        if scale == "entropy_invariant":
+            s = s * math.log(n) / math.log(512)
+        allowed = np.ones((batch, 1, n, n), bool)
+        if keep is not None:
+            allowed &= keep[:, None, None, :]
+        if causal:
+            allowed &= np.tril(np.ones((n, n), bool))
+        s = np.where(allowed, s, -1e9) + (0 if bias is None else bias)
+        o = np.einsum("bhqk,bkhd->bqhd", softmax(s), v)
+    else:
+        phi = lambda t: np.where(t > 0, t + 1, np.exp(t))  # noqa: E731  elu + 1
+        qf, kf = phi(q), phi(k)
+        if keep is not None:
+            kf = kf * keep[:, :, None, None]
+        o = np.zeros_like(v)
+        for i in range(n):
+            js = range(i + 1) if causal else range(n)
+            num = sum(np.einsum("bhd,bhd->bh", qf[:, i], kf[:, j])[..., None] * v[:, j] for j in js)
+            den = sum(np.einsum("bhd,bhd->bh", qf[:, i], kf[:, j]) for j in js)
+            o[:, i] = num / (den[..., None] + 1e-6)
+    o = o.reshape(batch, n, -1)
+    return o @ w["output"] + b["output"]
+
+
+def make_layer(**kwargs):
+    layer = MultiHeadAttention(heads=2, head_size=4, kernel_initializer="glorot_normal", **kwargs)
+    layer.build((None, None, 8))
+    for dense in (layer.query_dense, layer.key_dense, layer.value_dense, layer.output_dense):
+        dense.bias.assign(RNG.standard_normal(dense.bias.shape) * 0.1)
+    return layer
+
+
+X = RNG.standard_normal((2, 6, 8)).astype("float32")
+KEEP = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], bool)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_softmax_attention_with_padding_and_bias(rotary):
+    layer = make_layer(position_encoding="rotary" if rotary else None)
+    bias = RNG.standard_normal((2, 1, 6, 6)).astype("float32")
+    out = layer(X, attention_mask=bias, padding_mask=KEEP).numpy()
+    np.testing.assert_allclose(out, numpy_attention(layer, X, KEEP, bias, rotary=rotary), atol=1e-5)
+
+
+def test_boolean_mask_and_causal_flag_agree():
+    layer = make_layer()
+    causal = make_layer(causal=True)
+    causal.set_weights(layer.get_weights())
+    tril = np.tril(np.ones((6, 6), bool))[None, None]
+    np.testing.assert_allclose(layer(X, attention_mask=tril).numpy(), causal(X).numpy(), atol=1e-6)
+    np.testing.assert_allclose(causal(X).numpy(), numpy_attention(layer, X, causal=True), atol=1e-5)
+
+
+def test_entropy_invariant_scale():
+    layer = make_layer(scale="entropy_invariant")
+    np.testing.assert_allclose(layer(X).numpy(), numpy_attention(layer, X, scale="entropy_invariant"),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("rotary", [False, True])
+def test_linear_attention_matches_reference(causal, rotary):
+    layer = make_layer(attention_type="linear", causal=causal,
+                       position_encoding="rotary" if rotary else None)
+    out = layer(X, padding_mask=KEEP).numpy()
+    ref = numpy_attention(layer, X, KEEP, kind="linear", causal=causal, rotary=rotary)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_linear_attention_rejects_arbitrary_bias():
+    layer = make_layer(attention_type="linear")
+    with pytest.raises(ValueError, match="linear attention cannot apply an arbitrary attention_mask"):
+        layer(X, attention_mask=np.zeros((2, 1, 6, 6), "float32"))
+
+
+@pytest.mark.parametrize("kind", ["softmax", "linear"])
+def test_gradient_matches_finite_differences(kind):
+    layer = make_layer(attention_type=kind, position_encoding="rotary")
+    r = RNG.standard_normal((2, 6, 8))
+    x = tf.constant(X)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x, padding_mask=KEEP) * r)
+    grad = tape.gradient(loss, x).numpy()
+    eps = 1e-4
+    numeric = np.zeros_like(grad)
+    xs = X.astype("float64")
+    for idx in [(0, 1, 2), (1, 5, 7), (0, 0, 0), (1, 3, 4)]:
+        plus, minus = xs.copy(), xs.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        f = lambda z: (numpy_attention(layer, z, KEEP, kind=kind, rotary=True) * r).sum()  # noqa: E731
+        numeric[idx] = (f(plus) - f(minus)) / (2 * eps)
+        assert abs(grad[idx] - numeric[idx]) < 1e-3 * max(1, abs(numeric[idx])), idx
+    # padded keys receive no gradient through attention
+    masked = grad[0, 4:].copy()
+    layer_free = (numpy_attention(layer, xs, KEEP, kind=kind, rotary=True) * r).sum()
+    assert np.isfinite(layer_free) and np.all(np.isfinite(masked))
+
+
+def test_padded_keys_do_not_influence_outputs():
+    for kind in ("softmax", "linear"):
+        layer = make_layer(attention_type=kind)
+        changed = X.copy()
+        changed[0, 4:] = 100.0
+        a = layer(X, padding_mask=KEEP).numpy()
+        b = layer(changed, padding_mask=KEEP).numpy()
+        np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-5)
+
+
+def test_mixed_bfloat16_close_to_float32():
+    layer = make_layer(position_encoding="rotary")
+    expected = layer(X, padding_mask=KEEP).numpy()
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = MultiHeadAttention(heads=2, head_size=4, position_encoding="rotary")
+        mixed.build((None, None, 8))
+        mixed.set_weights(layer.get_weights())
+        out = mixed(X, padding_mask=KEEP)
+        assert out.dtype == "bfloat16"
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32")),
+                                   expected, atol=0.1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_attention_layers_serialize(tmp_path):
+    ids = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(20, 8)(ids)
+    bias = AttentionMask("lm")(ids)
+    y = MultiHeadAttention(2, 4, position_encoding="rotary", scale="entropy_invariant")(x, attention_mask=bias)
+    z = MultiHeadAttention(2, 4, attention_type="linear", causal=True)(y)
+    model = keras.Model(ids, z)
+    data = np.array([[3, 4, 5, 0]])
+    model.save(tmp_path / "a.keras")
+    restored = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
+    np.testing.assert_allclose(restored.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)
+
+
+def test_unilm_mask_values():
+    ids = np.array([[2, 5, 3, 6, 7, 0]])
+    seg = np.array([[0, 0, 0, 1, 1, 0]])
+    allowed = AttentionMask("unilm")([ids, seg]).numpy()[0, 0] == 0
+    expected = np.array([
+        [1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0], [1, 1, 1, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 0]], bool)
+    np.testing.assert_array_equal(allowed, expected)
+
+
+def test_conditional_layer_norm_zero_condition_is_unconditioned():
+    x = RNG.standard_normal((2, 3, 8)).astype("float32")
+    plain = LayerNormalization()
+    plain.build((None, None, 8))
+    plain.gamma.assign(RNG.standard_normal(8))
+    plain.beta.assign(RNG.standard_normal(8))
+    cond = LayerNormalization(conditional=True, hidden_units=5)
+    cond.build([(None, None, 8), (None, 4)])
+    cond.gamma.assign(plain.gamma)
+    cond.beta.assign(plain.beta)
+    for dense in (cond.hidden_dense, cond.gamma_dense, cond.beta_dense):
+        dense.kernel.assign(RNG.standard_normal(dense.kernel.shape))
+    zero = np.zeros((2, 4), "float32")
+    np.testing.assert_allclose(cond([x, zero]).numpy(), plain(x).numpy(), atol=1e-6)
+    c = RNG.standard_normal((2, 4)).astype("float32")
+    h = c @ cond.hidden_dense.kernel.numpy()
+    normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + 1e-12)
+    gamma = plain.gamma.numpy() + h @ cond.gamma_dense.kernel.numpy()
+    beta = plain.beta.numpy() + h @ cond.beta_dense.kernel.numpy()
+    np.testing.assert_allclose(cond([x, c]).numpy(), normed * gamma[:, None] + beta[:, None], atol=1e-5)
+
+
+def test_conditional_model_with_zero_condition_equals_plain_model():
+    from tiny_checkpoints import CONFIGS
+
+    config = dict(CONFIGS["bert"])
+    ids = np.array([[2, 5, 6, 3]])
+    seg = np.zeros_like(ids)
+    plain = build_transformer_model(None, **config)
+    cond = build_transformer_model(None, layer_norm_cond=6, layer_norm_cond_hidden_size=4, **config)
+    by_path = {w.path: w for w in cond.weights}
+    for w in plain.weights:
+        by_path[w.path].assign(w)
+    for w in cond.weights:
+        if "_dense/" in w.path:
+            w.assign(RNG.standard_normal(w.shape))
+    base = plain.predict([ids, seg], verbose=0)
+    np.testing.assert_allclose(cond.predict([ids, seg, np.zeros((1, 6))], verbose=0), base, atol=1e-5)
+    assert np.abs(cond.predict([ids, seg, np.ones((1, 6))], verbose=0) - base).max() > 1e-3
+
+
+def test_linear_attention_model_switch_and_lm_causality():
+    from tiny_checkpoints import CONFIGS
+
+    model = build_transformer_model(None, attention_type="linear", application="lm", **CONFIGS["bert"])
+    assert all(layer.attention_type == "linear" for layer in model.layers
+               if isinstance(layer, MultiHeadAttention))
+    ids = np.array([[2, 5, 6, 7, 8, 3]])
+    seg = np.zeros_like(ids)
+    changed = ids.copy()
+    changed[0, 4] = 30
+    a, b = model.predict([ids, seg], verbose=0), model.predict([changed, seg], verbose=0)
+    np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-6)
+    with pytest.raises(ValueError, match="unilm.*softmax"):
+        build_transformer_model(None, attention_type="linear", application="unilm", **CONFIGS["bert"])
