@@ -119,3 +119,8 @@ def attention_scale(head_size, length=None, scale_type="standard", base_length=5
     raise ValueError(
         f"attention scale type must be 'standard' or 'entropy_invariant', got {scale_type!r}"
     )
+
+
+# bert4keras users write `from bert4keras.backend import keras, K`. Here `K` is
+# `keras.ops`, the backend-neutral op set (most `K.*` names exist there).
+K = ops
