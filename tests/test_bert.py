@@ -206,3 +206,11 @@ def test_bad_config_errors_name_the_problem(tmp_path):
 def _softmax(x):
     e = np.exp(x - x.max(-1, keepdims=True))
     return e / e.sum(-1, keepdims=True)
+
+
+def test_sequence_longer_than_max_position_is_a_clear_error():
+    model = build_transformer_model(CONFIG)
+    ids = np.ones((1, 129), "int32")
+    with pytest.raises(ValueError, match="sequence length 129 exceeds the maximum position 128"):
+        model.predict([ids, np.zeros_like(ids)], verbose=0)
+    assert model.predict([ids[:, :128], np.zeros((1, 128), "int32")], verbose=0).shape == (1, 128, 64)

@@ -4,6 +4,26 @@ import keras
 from keras import ops
 
 
+def check_max_position(layer_name, length, offset, max_position):
+    """Fail loudly when positions run past a learned table.
+
+    Out-of-range gathers are an error on CPU but silently read zeros on some
+    accelerators, so lengths unknown at trace time get a runtime assertion
+    on TensorFlow as well.
+    """
+    message = (f"{layer_name}: sequence length exceeds the maximum position {max_position} "
+               "of the position embedding; truncate inputs (e.g. Tokenizer.encode(maxlen=...))")
+    end = length + offset
+    if isinstance(end, int):
+        if end > max_position:
+            raise ValueError(message.replace("sequence length", f"sequence length {end}"))
+        return
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.debugging.assert_less_equal(end, max_position, message=message)
+
+
 def sinusoidal_angles(positions, dim, base=10000.0):
     """Angles `p * base**(-2i/dim)` for each position, shape `(..., dim // 2)`."""
     if dim % 2:
@@ -82,11 +102,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, inputs, offset=0):
         length = ops.shape(inputs)[1]
-        if isinstance(length, int) and isinstance(offset, int) and offset + length > self.input_dim:
-            raise ValueError(
-                f"{self.name}: sequence length {offset + length} exceeds the maximum "
-                f"position {self.input_dim} of the position embedding"
-            )
+        check_max_position(self.name, length, offset, self.input_dim)
         positions = ops.arange(length) + offset
         emb = ops.take(self.embeddings, positions, axis=0)
         emb = ops.cast(ops.expand_dims(emb, 0), inputs.dtype)
