@@ -4,6 +4,7 @@ Everything here is backend-neutral: it uses `keras.ops` only, so the same code
 runs on TensorFlow, JAX and PyTorch.
 """
 
+import contextlib
 import math
 
 import keras
@@ -119,6 +120,18 @@ def attention_scale(head_size, length=None, scale_type="standard", base_length=5
     raise ValueError(
         f"attention scale type must be 'standard' or 'entropy_invariant', got {scale_type!r}"
     )
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run eager inference without recording gradients (matters on PyTorch)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        with torch.no_grad():
+            yield
+    else:
+        yield
 
 
 # bert4keras users write `from bert4keras.backend import keras, K`. Here `K` is

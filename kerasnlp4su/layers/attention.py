@@ -138,7 +138,7 @@ class MultiHeadAttention(keras.layers.Layer):
         scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
         scores = scores * self._score_scale(ops.shape(kw)[1])
         if attention_mask is not None:
-            if attention_mask.dtype == "bool":
+            if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
                 attention_mask = ops.where(attention_mask, 0.0, NEG_INF)
             scores = scores + ops.cast(attention_mask, "float32")
         if padding_mask is not None:

@@ -8,7 +8,7 @@ block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import NEG_INF, get_activation
+from kerasnlp4su.backend import NEG_INF, get_activation, no_grad
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
 from kerasnlp4su.layers.feedforward import FeedForward
@@ -310,11 +310,12 @@ class Transformer:
             keep = keras.ops.concatenate([cache["keep"], keep], axis=1)
         self._step = {"length": cache["length"], "keep": keep, "cache": cache["layers"], "new": {}}
         try:
-            x = self.apply_embeddings(inputs)
-            self.attention_mask, self.padding_mask = self.build_masks(inputs)
-            for index in range(self.num_hidden_layers):
-                x = self.apply_block(x, index)
-            outputs = self.apply_final_layers(x)
+            with no_grad():
+                x = self.apply_embeddings(inputs)
+                self.attention_mask, self.padding_mask = self.build_masks(inputs)
+                for index in range(self.num_hidden_layers):
+                    x = self.apply_block(x, index)
+                outputs = self.apply_final_layers(x)
             new_layers = self._step["new"]
         finally:
             self._step = None
