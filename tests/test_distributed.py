@@ -1,0 +1,27 @@
+"""Data-parallel training on several logical CPU devices equals single-device training."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "distributed_training.py")
+
+
+def run(backend, devices):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, EXAMPLE, "--devices", str(devices), "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_two_device_data_parallel_matches_single_device(backend):
+    pytest.importorskip(backend)
+    single, double = run(backend, 1), run(backend, 2)
+    assert single["replicas"] == 1 and double["replicas"] == 2
+    assert double["loss"] == pytest.approx(single["loss"], abs=1e-5)
+    assert double["checksum"] == pytest.approx(single["checksum"], rel=1e-6)
