@@ -29,6 +29,7 @@ setup(
             # Independent reference: transformers<5 still reads official TF1 checkpoints.
             "transformers>=4.40,<5",
             "torch==2.13.0",
+            "jax",  # the JAX backend leg of the suite
         ],
         "examples": ["scipy"],
         "bench": ["transformers>=4.40,<5", "torch==2.13.0"],

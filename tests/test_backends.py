@@ -1,0 +1,31 @@
+"""The core suite on the JAX and PyTorch backends (the main run uses TensorFlow).
+
+Each backend needs a fresh interpreter (Keras picks its backend at import),
+so the core test files run in a subprocess with `KERAS_BACKEND` set.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CORE = [
+    "test_bert.py", "test_model_family.py", "test_attention.py", "test_checkpoint_io.py",
+]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_core_suite_passes_on_backend(backend):
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        pytest.skip("already running on a non-default backend")
+    pytest.importorskip(backend)
+    files = [os.path.join(HERE, f) for f in CORE if os.path.exists(os.path.join(HERE, f))]
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
+                           "-p", "no:warnings"], capture_output=True, text=True, env=env,
+                          cwd=HERE, timeout=1500)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+    assert proc.returncode == 0, f"{backend} backend: {summary}\n{proc.stdout[-6000:]}"
+    assert " passed" in summary and "failed" not in summary, summary
