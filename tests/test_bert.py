@@ -100,7 +100,7 @@ def test_output_conventions_follow_bert4keras():
     assert build_transformer_model(CONFIG, with_pool=True).output.shape == (None, 64)
     assert build_transformer_model(CONFIG, with_nsp=True).output.shape == (None, 2)
     outs = build_transformer_model(CONFIG, with_pool=True, with_mlm=True).outputs
-    assert [tuple(o.shape) for o in outs] == [(None, 64), (None, None, 2642)]
+    assert [tuple(o.shape) for o in outs] == [(None, 64), (None, None, 2646)]
     fixed = build_transformer_model(CONFIG, sequence_length=8)
     assert fixed.input_shape == [(None, 8), (None, 8)]
     mlm = build_transformer_model(CONFIG, CKPT, with_mlm=True).predict([token_ids, segment_ids], verbose=0)
