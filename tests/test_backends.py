@@ -13,6 +13,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = [
     "test_bert.py", "test_model_family.py", "test_attention.py", "test_checkpoint_io.py",
+    "test_saving.py",
 ]
 
 
