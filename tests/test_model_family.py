@@ -295,3 +295,13 @@ def test_cached_forward_equals_full_recomputation(ckpt, family, application):
     swapped = t.reorder_cache(cache, np.array([1, 0]))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(swapped["layers"][0][0])[0],
                                   keras.ops.convert_to_numpy(cache["layers"][0][0])[1])
+
+
+@pytest.mark.parametrize("family", ["bert", "albert", "electra", "roformer", "roformer_v2"])
+def test_sequence_output_carries_the_padding_mask(family):
+    config = dict(tiny_checkpoints.CONFIGS[family])
+    model = build_transformer_model(None, model=family, **config)
+    out = model([TOKENS, SEGMENTS])
+    mask = getattr(out, "_keras_mask", None)
+    assert mask is not None, "downstream layers (GlobalPointer, CRF) rely on the mask"
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(mask), KEEP)

@@ -1,7 +1,7 @@
 """Serializable layers (no `Lambda`): attention, positions, norms, heads."""
 
 from kerasnlp4su.layers.attention import MultiHeadAttention
-from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
+from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
 from kerasnlp4su.layers.feedforward import FeedForward
 from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.normalization import LayerNormalization
@@ -15,7 +15,7 @@ from kerasnlp4su.layers.position import (
 )
 
 __all__ = [
-    "AttentionMask", "BiasAdd", "Embedding", "FeedForward", "LayerNormalization",
+    "AttentionMask", "BiasAdd", "Embedding", "MaskedAdd", "FeedForward", "LayerNormalization",
     "MaskedGlobalAveragePooling", "MultiHeadAttention", "PaddingMask", "PositionEmbedding",
     "RotaryEmbedding", "SinusoidalPositionEmbedding", "TokenSelect", "apply_rotary",
     "rotary_sin_cos",

@@ -64,3 +64,29 @@ class BiasAdd(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class MaskedAdd(keras.layers.Add):
+    """`keras.layers.Add` whose output keeps the padding mask of any masked input.
+
+    Keras's `Add` drops the mask when one input has none (token embeddings
+    carry the padding mask, segment embeddings do not); this one ANDs the
+    masks that exist, so downstream layers (GlobalPointer, CRF, pooling)
+    still see which positions are padding.
+
+    Example:
+    >>> MaskedAdd()([keras.ops.ones((1, 2, 4)), keras.ops.ones((1, 2, 4))]).shape
+    (1, 2, 4)
+    """
+
+    def compute_mask(self, inputs, mask=None):
+        if mask is None:
+            return None
+        masks = [m for m in mask if m is not None]
+        if not masks:
+            return None
+        output = masks[0]
+        for m in masks[1:]:
+            output = ops.logical_and(output, m)
+        return output

@@ -86,6 +86,7 @@ class PositionEmbedding(keras.layers.Layer):
     def __init__(self, input_dim, output_dim, merge_mode="add",
                  embeddings_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
+        self.supports_masking = True
         if merge_mode not in ("add", "zero"):
             raise ValueError(f"merge_mode must be 'add' or 'zero', got {merge_mode!r}")
         self.input_dim = int(input_dim)

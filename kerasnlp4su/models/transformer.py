@@ -10,7 +10,7 @@ import numpy as np
 
 from kerasnlp4su.backend import NEG_INF, get_activation, no_grad
 from kerasnlp4su.layers.attention import MultiHeadAttention
-from kerasnlp4su.layers.embeddings import BiasAdd, Embedding
+from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
 from kerasnlp4su.layers.feedforward import FeedForward
 from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.normalization import LayerNormalization
@@ -188,7 +188,7 @@ class Transformer:
             s = self.apply(inputs[1], Embedding, name="Embedding-Segment",
                            input_dim=self.segment_vocab_size, output_dim=self.embedding_size,
                            embeddings_initializer=self.initializer)
-            x = self.apply([x, s], keras.layers.Add, name="Embedding-Token-Segment")
+            x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment")
         if self.position_encoding == "learned":
             x = self.apply(x, PositionEmbedding, name="Embedding-Position",
                            input_dim=self.max_position, output_dim=self.embedding_size,
