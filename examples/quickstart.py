@@ -23,6 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.saving import save_model  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 
@@ -78,7 +79,7 @@ def main(argv=None):
     print(f"validation accuracy: {accuracy:.3f} on {len(valid)} sentences")
 
     path = os.path.join(tempfile.mkdtemp(), "classifier.keras")
-    model.save(path)
+    save_model(model, path)  # atomic: an interrupted save never leaves half a file
     reloaded = keras.saving.load_model(path, safe_mode=True)
     same = np.allclose(reloaded.predict(x_valid, verbose=0), model.predict(x_valid, verbose=0), atol=1e-5)
     print(f"saved to {path}; reloaded with safe_mode=True, identical predictions: {same}")
