@@ -1,0 +1,418 @@
+"""Data helpers with bert4keras semantics: padding, truncation, batching.
+
+Keras is imported lazily (only ``DataGenerator.to_pydataset`` needs it, and
+``to_dataset`` needs TensorFlow), so tokenizer-only users stay fast to import.
+"""
+
+import threading
+import unicodedata
+
+import numpy as np
+
+__all__ = [
+    "DataGenerator",
+    "is_string",
+    "lowercase_and_normalize",
+    "sequence_padding",
+    "strQ2B",
+    "text_segmentate",
+    "to_array",
+    "truncate_sequences",
+]
+
+
+def is_string(s):
+    """True for ``str`` (bert4keras's py2/py3 ``basestring`` check)."""
+    return isinstance(s, str)
+
+
+def to_array(*args):
+    """``np.array`` each argument; a single argument is returned unwrapped."""
+    results = [np.array(a) for a in args]
+    return results[0] if len(args) == 1 else results
+
+
+def strQ2B(ustring):
+    """Full-width (全角) characters to their half-width (半角) forms.
+
+    >>> strQ2B("ＡＢＣ，１２３　！")
+    'ABC,123 !'
+    """
+    out = []
+    for ch in ustring:
+        code = ord(ch)
+        if code == 0x3000:  # the ideographic space has no fixed offset
+            code = 0x20
+        elif 0xFF01 <= code <= 0xFF5E:
+            code -= 0xFEE0
+        out.append(chr(code))
+    return "".join(out)
+
+
+def lowercase_and_normalize(text):
+    """Lower-case, NFD-decompose, then drop combining marks (category Mn).
+
+    This is BERT's ``do_lower_case`` normalisation ("Crème" -> "creme").
+    """
+    text = unicodedata.normalize("NFD", text.lower())
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+
+
+def sequence_padding(inputs, length=None, value=0, seq_dims=1, mode="post"):
+    """Pad (or cut) a list of arrays to a common length; returns one array.
+
+    Args:
+        inputs: sequences (lists or arrays) of equal rank.
+        length: target length; an int applies to every padded dimension, a
+            sequence gives one length per dimension. ``None`` uses the
+            longest input along each dimension.
+        value: padding value.
+        seq_dims: how many leading dimensions to pad (2 for e.g. a batch of
+            ``[seq, seq]`` matrices such as GlobalPointer labels).
+        mode: ``"post"`` pads at the end, ``"pre"`` at the start. Like
+            bert4keras, over-long inputs are always cut at the end.
+
+    >>> sequence_padding([[1, 2, 3], [4]]).tolist()
+    [[1, 2, 3], [4, 0, 0]]
+    >>> sequence_padding([[1, 2, 3], [4]], length=2, mode="pre").tolist()
+    [[1, 2], [0, 4]]
+    """
+    if mode not in ("post", "pre"):
+        raise ValueError('"mode" argument must be "post" or "pre".')
+    inputs = [np.asarray(x) for x in inputs]
+    if not inputs:
+        return np.array(inputs)
+    if length is None:
+        length = np.max([x.shape[:seq_dims] for x in inputs], axis=0)
+    elif not hasattr(length, "__getitem__"):
+        # bert4keras only allowed a scalar with seq_dims=1; broadcasting it is
+        # the obvious meaning for seq_dims > 1.
+        length = [length] * seq_dims
+    length = [int(n) for n in length]
+    if len(length) != seq_dims:
+        raise ValueError(
+            "length has %d entries but seq_dims=%d" % (len(length), seq_dims)
+        )
+
+    cut = tuple(slice(0, n) for n in length)
+    outputs = []
+    for x in inputs:
+        x = x[cut]
+        pad_width = [(0, 0)] * x.ndim
+        for i in range(seq_dims):
+            missing = length[i] - x.shape[i]
+            pad_width[i] = (0, missing) if mode == "post" else (missing, 0)
+        outputs.append(np.pad(x, pad_width, "constant", constant_values=value))
+    return np.array(outputs)
+
+
+def _truncation_counts(maxlen, lengths):
+    """How many items bert4keras's loop pops from each sequence.
+
+    bert4keras pops one item from the (first) longest sequence until the
+    total fits; this computes the same result in closed form, so truncating
+    a 100k-token document does not run 100k Python iterations.
+    """
+    total = sum(lengths)
+    if total <= maxlen or not lengths:
+        return [0] * len(lengths)
+    maxlen = max(maxlen, 0)
+
+    def capped(level):
+        return sum(min(n, level) for n in lengths)
+
+    lo, hi = 0, max(lengths)  # capped(lo) <= maxlen < capped(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if capped(mid) <= maxlen:
+            lo = mid
+        else:
+            hi = mid
+    # Every sequence longer than ``lo`` passes through length ``hi`` = lo+1;
+    # from there the loop shortens the earliest ones to ``lo`` first.
+    extra = capped(hi) - maxlen
+    counts = []
+    for n in lengths:
+        if n > lo:
+            target = lo if extra > 0 else hi
+            extra -= target == lo
+            counts.append(n - target)
+        else:
+            counts.append(0)
+    return counts
+
+
+def _pop_many(seq, index, count):
+    """``for _ in range(count): seq.pop(index)`` without the quadratic loop."""
+    if count <= 0:
+        return
+    n = len(seq)
+    if index >= 0 and index + count <= n:
+        del seq[index:index + count]
+        return
+    if index < 0:
+        keep_tail = -index - 1
+        start = n - keep_tail - count
+        if start >= 0 and keep_tail < n:
+            del seq[start:n - keep_tail]
+            return
+    for _ in range(count):  # rare degenerate cases: keep the exact semantics
+        seq.pop(index)
+
+
+def truncate_sequences(maxlen, indices, *sequences):
+    """Shorten lists in place until their total length is at most ``maxlen``.
+
+    Items are removed one at a time from the currently longest list (the
+    first one on ties) at position ``indices`` (one index for all lists, or
+    one per list) — e.g. ``-2`` drops the token before a trailing ``[SEP]``.
+    Empty lists and ``None`` are ignored. Returns the non-empty lists.
+
+    >>> a, b = [1, 2, 3, 4, 0], [5, 6, 0]
+    >>> truncate_sequences(6, -2, a, b)
+    [[1, 2, 0], [5, 6, 0]]
+    """
+    sequences = [s for s in sequences if s]
+    if not isinstance(indices, (list, tuple)):
+        indices = [indices] * len(sequences)
+    counts = _truncation_counts(maxlen, [len(s) for s in sequences])
+    for seq, index, count in zip(sequences, indices, counts):
+        _pop_many(seq, index, count)
+    return sequences
+
+
+def text_segmentate(text, maxlen, seps="\n", strips=None):
+    """Split ``text`` into pieces of at most ``maxlen`` chars where possible.
+
+    ``seps`` are tried in order (e.g. ``"\\n。！？，"``): the text is cut at
+    the first separator and neighbouring parts are greedily re-joined while
+    they fit; a part that is still too long is split at the next separator.
+    A piece without any usable separator may exceed ``maxlen``.
+
+    >>> text_segmentate("今天天气很好。我们去公园吧！好的。", 8, "。！")
+    ['今天天气很好。', '我们去公园吧！', '好的。']
+    """
+    text = text.strip().strip(strips)
+    if not seps or len(text) <= maxlen:
+        return [text]
+    sep, rest = seps[0], seps[1:]
+    parts = text.split(sep)
+    pieces, buffer = [], ""
+    for i, part in enumerate(parts):
+        if buffer and part and len(buffer) + len(part) > maxlen - 1:
+            pieces.extend(text_segmentate(buffer, maxlen, rest, strips))
+            buffer = ""
+        buffer += part if i == len(parts) - 1 else part + sep
+    if buffer:
+        pieces.extend(text_segmentate(buffer, maxlen, rest, strips))
+    return pieces
+
+
+class DataGenerator:
+    """Batch generator template (bert4keras API) for ``model.fit``.
+
+    Subclass it and implement ``__iter__(self, random=False)`` yielding
+    batches; ``self.sample(random)`` yields ``(is_end, item)`` pairs so the
+    last partial batch can be flushed.
+
+    Example:
+
+    ```python
+    class Gen(DataGenerator):
+        def __iter__(self, random=False):
+            ids, labels = [], []
+            for is_end, (text, label) in self.sample(random):
+                ids.append(tokenizer.encode(text)[0])
+                labels.append([label])
+                if len(ids) == self.batch_size or is_end:
+                    yield sequence_padding(ids), np.array(labels)
+                    ids, labels = [], []
+
+    gen = Gen(data, batch_size=32)
+    model.fit(gen.to_pydataset(), epochs=3)            # Keras 3 native
+    model.fit(gen.forfit(), steps_per_epoch=len(gen))  # bert4keras style
+    ```
+    """
+
+    def __init__(self, data, batch_size=32, buffer_size=None):
+        self.data = data
+        self.batch_size = batch_size
+        if hasattr(data, "__len__"):
+            self.steps = -(-len(data) // batch_size)
+        else:
+            self.steps = None
+        self.buffer_size = buffer_size or batch_size * 1000
+
+    def __len__(self):
+        if self.steps is None:
+            raise TypeError(
+                "this DataGenerator wraps data without __len__, so it has no "
+                "length; pass steps explicitly"
+            )
+        return self.steps
+
+    def sample(self, random=False):
+        """Yield ``(is_end, item)``; ``is_end`` is True for the last item.
+
+        With ``random=True``, sized data is permuted; unsized (streaming) data
+        is shuffled through a buffer of ``buffer_size`` items.
+        """
+        if random and self.steps is not None:
+            data = (self.data[i] for i in np.random.permutation(len(self.data)))
+        elif random:
+            data = self._buffered_shuffle()
+        else:
+            data = iter(self.data)
+        # Look one item ahead so the final item can be flagged.
+        sentinel = object()
+        current = next(data, sentinel)
+        if current is sentinel:
+            return
+        for item in data:
+            yield False, current
+            current = item
+        yield True, current
+
+    def _buffered_shuffle(self):
+        cache = []
+        for item in self.data:
+            cache.append(item)
+            if len(cache) > self.buffer_size:
+                yield cache.pop(np.random.randint(len(cache)))
+        while cache:
+            yield cache.pop(np.random.randint(len(cache)))
+
+    def __iter__(self, random=False):
+        raise NotImplementedError
+
+    def forfit(self, random=True):
+        """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``)."""
+        while True:
+            for batch in self.__iter__(random):
+                yield batch
+
+    def fortest(self, random=False):
+        """Endless stream of the input part (``batch[0]``) of each batch."""
+        while True:
+            for batch in self.__iter__(random):
+                yield batch[0]
+
+    def to_dataset(self, types, shapes, names=None, padded_batch=False):
+        """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.
+
+        ``types``/``shapes`` describe one sample (same nesting). With
+        ``names`` the sample is wrapped in dicts: a string names a single
+        input, a list of strings names a tuple, a list of lists names each
+        element of a tuple. ``padded_batch=True`` pads variable lengths.
+        """
+        import tensorflow as tf
+
+        if names is None:
+            generator = self.forfit
+        else:
+            if is_string(names):
+                wrap = lambda k, v: {k: v}  # noqa: E731
+            elif is_string(names[0]):
+                wrap = lambda k, v: dict(zip(k, v))  # noqa: E731
+            else:
+                wrap = lambda k, v: tuple(  # noqa: E731
+                    dict(zip(i, j)) for i, j in zip(k, v)
+                )
+
+            def generator():
+                for d in self.forfit():
+                    yield wrap(names, d)
+
+            types = wrap(names, types)
+            shapes = wrap(names, shapes)
+
+        tf_shapes = _map_like(types, shapes, lambda t, s: tf.TensorShape(s))
+        if padded_batch:
+            signature = _map_like(
+                types, shapes, lambda t, s: tf.TensorSpec([None] * len(s), t)
+            )
+            dataset = tf.data.Dataset.from_generator(
+                generator, output_signature=signature
+            )
+            return dataset.padded_batch(self.batch_size, tf_shapes)
+        signature = _map_like(types, shapes, lambda t, s: tf.TensorSpec(s, t))
+        dataset = tf.data.Dataset.from_generator(
+            generator, output_signature=signature
+        )
+        return dataset.batch(self.batch_size)
+
+    def to_pydataset(self, random=True, steps=None, workers=1, max_queue_size=10):
+        """A ``keras.utils.PyDataset`` for ``model.fit`` on any backend.
+
+        Batch ``i`` of an epoch is the ``i``-th batch of the ``forfit(random)``
+        stream for that epoch, so one epoch is one pass over the data when
+        ``__iter__`` yields ``len(self)`` batches (exactly as bert4keras's
+        ``fit(gen.forfit(), steps_per_epoch=len(gen))``). Because the stream
+        is sequential, batches produced ahead of the requested index are
+        kept until the epoch ends; with Keras' index shuffling this can hold
+        one epoch of batches in memory. Multiprocessing is not supported
+        (each process would own its own stream).
+        """
+        steps = steps if steps is not None else self.steps
+        if steps is None:
+            raise ValueError("data has no __len__: pass steps=...")
+        return _pydataset_class()(
+            self, random, steps, workers=workers, max_queue_size=max_queue_size
+        )
+
+
+def _map_like(types, shapes, fn):
+    """Map ``fn(type, shape)`` over the structure of ``types``.
+
+    Shapes are themselves lists of ints, so only the nesting of ``types``
+    (dicts, tuples, lists) is followed.
+    """
+    if isinstance(types, dict):
+        return {k: _map_like(types[k], shapes[k], fn) for k in types}
+    if isinstance(types, (list, tuple)):
+        return tuple(_map_like(t, s, fn) for t, s in zip(types, shapes))
+    return fn(types, shapes)
+
+
+_PYDATASET_CLASS = None
+
+
+def _pydataset_class():
+    global _PYDATASET_CLASS
+    if _PYDATASET_CLASS is None:
+        import keras
+
+        class DataGeneratorPyDataset(keras.utils.PyDataset):
+            """Indexable view of a ``DataGenerator`` stream (see to_pydataset)."""
+
+            def __init__(self, generator, random, steps, **kwargs):
+                super().__init__(**kwargs)
+                self.generator = generator
+                self.random = random
+                self.steps = int(steps)
+                self._stream = generator.forfit(random)
+                self._batches = []
+                self._lock = threading.Lock()
+
+            def __len__(self):
+                return self.steps
+
+            def __getitem__(self, index):
+                if not 0 <= index < self.steps:
+                    raise IndexError(
+                        "batch %d out of range [0, %d)" % (index, self.steps)
+                    )
+                with self._lock:  # threaded workers share one stream
+                    while len(self._batches) <= index:
+                        batch = next(self._stream)
+                        if isinstance(batch, list):
+                            batch = tuple(batch)
+                        self._batches.append(batch)
+                    return self._batches[index]
+
+            def on_epoch_end(self):
+                with self._lock:
+                    self._batches = []
+
+        _PYDATASET_CLASS = DataGeneratorPyDataset
+    return _PYDATASET_CLASS

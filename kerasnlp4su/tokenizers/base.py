@@ -1,0 +1,319 @@
+"""Shared encode / truncate logic for the WordPiece and SentencePiece tokenizers."""
+
+from kerasnlp4su.snippets import _pop_many, _truncation_counts
+
+
+def _check_text(text, what="text"):
+    if isinstance(text, str):
+        return
+    if isinstance(text, (bytes, bytearray)):
+        raise TypeError(
+            "%s must be str, got bytes; decode it first, e.g. "
+            "text.decode('utf-8')" % what
+        )
+    raise TypeError("%s must be str, got %s" % (what, type(text).__name__))
+
+
+def _truncate(maxlen, index, sides):
+    """bert4keras ``truncate_sequences`` over parallel lists.
+
+    ``sides`` is a list of tuples of equally long lists (tokens, offsets, ...);
+    every list in a tuple loses the same positions.
+    """
+    sides = [s for s in sides if s is not None and s[0]]
+    if sum(len(s[0]) for s in sides) <= maxlen:
+        return
+    counts = _truncation_counts(maxlen, [len(s[0]) for s in sides])
+    for side, count in zip(sides, counts):
+        for seq in side:
+            _pop_many(seq, index, count)
+
+
+class TokenizerBase:
+    """bert4keras-style tokenizer interface.
+
+    Subclasses implement ``_tokenize``, ``token_to_id``, ``id_to_token`` and
+    ``decode``; optionally ``_tokenize_many`` (batched) and
+    ``_tokenize_with_offsets``.
+
+    Args:
+        token_start: token prepended by ``tokenize`` (``None`` for none).
+        token_end: token appended by ``tokenize`` (``None`` for none).
+        pre_tokenize: optional callable ``text -> list of words`` run first
+            (e.g. ``jieba.lcut`` for word-level vocabularies).
+        token_translate: dict replacing tokens after tokenization (and
+            reversed by ``SpTokenizer.decode``).
+    """
+
+    def __init__(
+        self,
+        token_start="[CLS]",
+        token_end="[SEP]",
+        pre_tokenize=None,
+        token_translate=None,
+    ):
+        self._token_pad = "[PAD]"
+        self._token_unk = "[UNK]"
+        self._token_mask = "[MASK]"
+        self._token_start = token_start
+        self._token_end = token_end
+        self._pre_tokenize = pre_tokenize
+        self._token_translate = dict(token_translate or {})
+        self._token_translate_inv = {
+            v: k for k, v in self._token_translate.items()
+        }
+
+    # -- hooks ------------------------------------------------------------
+    def _tokenize(self, text):
+        raise NotImplementedError
+
+    def _tokenize_many(self, texts):
+        return [self._tokenize(t) for t in texts]
+
+    def _tokenize_with_offsets(self, text):
+        raise NotImplementedError(
+            "%s does not provide offsets" % type(self).__name__
+        )
+
+    def _tokenize_many_with_offsets(self, texts):
+        return [self._tokenize_with_offsets(t) for t in texts]
+
+    def _ids_many(self, texts):
+        """Optional batched shortcut: id lists (no ends) or None."""
+        return None
+
+    def token_to_id(self, token):
+        raise NotImplementedError
+
+    def id_to_token(self, i):
+        raise NotImplementedError
+
+    def decode(self, ids):
+        raise NotImplementedError
+
+    # -- public API -------------------------------------------------------
+    def tokens_to_ids(self, tokens):
+        return [self.token_to_id(token) for token in tokens]
+
+    def ids_to_tokens(self, ids):
+        return [self.id_to_token(i) for i in ids]
+
+    def _translate(self, tokens):
+        if not self._token_translate:
+            return tokens
+        get = self._token_translate.get
+        return [get(t) or t for t in tokens]
+
+    def _add_ends(self, tokens, offsets=None):
+        if self._token_start is not None:
+            tokens.insert(0, self._token_start)
+            if offsets is not None:
+                offsets.insert(0, (0, 0))
+        if self._token_end is not None:
+            tokens.append(self._token_end)
+            if offsets is not None:
+                offsets.append((0, 0))
+
+    def tokenize(self, text, maxlen=None):
+        """Tokens with ``token_start``/``token_end``, cut to ``maxlen``.
+
+        Truncation drops tokens from the end, keeping ``token_end``.
+        """
+        _check_text(text)
+        tokens = self._translate(list(self._tokenize(text)))
+        self._add_ends(tokens)
+        if maxlen is not None:
+            index = int(self._token_end is not None) + 1
+            _truncate(maxlen, -index, [(tokens,)])
+        return tokens
+
+    def truncate_sequence(
+        self, maxlen, first_sequence, second_sequence=None, pop_index=-1
+    ):
+        """Legacy bert4keras (<= 0.9) pair truncation, in place.
+
+        Pops at ``pop_index`` from the strictly longer list, and from the
+        second list on ties (unlike ``truncate_sequences``, which pops from
+        the first on ties). Kept for code written against older bert4keras.
+        """
+        second_sequence = [] if second_sequence is None else second_sequence
+        counts = _truncation_counts(
+            maxlen, [len(second_sequence), len(first_sequence)]
+        )
+        _pop_many(second_sequence, pop_index, counts[0])
+        _pop_many(first_sequence, pop_index, counts[1])
+
+    def _truncate_index(self, truncate_from):
+        if truncate_from == "right":
+            return -int(self._token_end is not None) - 1
+        if truncate_from == "left":
+            return int(self._token_start is not None)
+        if isinstance(truncate_from, int):
+            return truncate_from
+        raise ValueError(
+            "truncate_from must be 'right', 'left' or an int, got %r"
+            % (truncate_from,)
+        )
+
+    def _side(self, text, tokens, offsets, name):
+        """Tokens (and offsets) for one input, which may be pre-tokenized."""
+        if tokens is not None:
+            tokens = self._translate(list(tokens))
+            self._add_ends(tokens, offsets)
+            return tokens, offsets
+        if isinstance(text, (list, tuple)):
+            if offsets is not None:
+                raise ValueError(
+                    "return_offsets=True needs raw text, not a token list"
+                )
+            return list(text), None  # already tokens: used as given
+        _check_text(text, name)
+        return None
+
+    def _assemble(self, first, second, maxlen, pattern, truncate_from,
+                  to_ids=None):
+        """Truncate and convert tokenized sides to (ids, segments, offsets)."""
+        to_ids = to_ids or self.tokens_to_ids
+        first_tokens, first_offsets = first
+        second_tokens, second_offsets = second if second else (None, None)
+        if maxlen is not None:
+            index = self._truncate_index(truncate_from)
+            if second is not None and pattern == "S*E*E":
+                maxlen += 1  # the second [CLS] is dropped below
+            sides = [
+                (first_tokens,) if first_offsets is None
+                else (first_tokens, first_offsets)
+            ]
+            if second is not None:
+                sides.append(
+                    (second_tokens,) if second_offsets is None
+                    else (second_tokens, second_offsets)
+                )
+            _truncate(maxlen, index, sides)
+
+        token_ids = to_ids(first_tokens)
+        segment_ids = [0] * len(token_ids)
+        offsets = list(first_offsets) if first_offsets is not None else None
+        if second is not None:
+            if pattern == "S*E*E":
+                skip = int(bool(self._token_start))
+                second_tokens = second_tokens[skip:]
+                if second_offsets is not None:
+                    second_offsets = second_offsets[skip:]
+            second_ids = to_ids(second_tokens)
+            token_ids.extend(second_ids)
+            segment_ids.extend([1] * len(second_ids))
+            if offsets is not None:
+                offsets.extend(second_offsets)
+        return token_ids, segment_ids, offsets
+
+    def encode(
+        self,
+        first_text,
+        second_text=None,
+        maxlen=None,
+        pattern="S*E*E",
+        truncate_from="right",
+        return_offsets=False,
+    ):
+        """``(token_ids, segment_ids)`` for one text or a text pair.
+
+        Args:
+            first_text, second_text: strings, or already-tokenized lists
+                (used as given, ends included).
+            maxlen: total length limit. Tokens are removed one at a time from
+                the longer side (the first on ties): from its end, before
+                ``token_end``, for ``truncate_from="right"``; after
+                ``token_start`` for ``"left"``; or at an int position.
+            pattern: ``"S*E*E"`` gives ``[CLS] a [SEP] b [SEP]``; any other
+                value keeps the second ``[CLS]``: ``[CLS] a [SEP] [CLS] b [SEP]``.
+            return_offsets: also return ``(start, end)`` character spans into
+                the text each token came from (``(0, 0)`` for the added
+                start/end tokens).
+        """
+        texts = [first_text] if second_text is None else [first_text, second_text]
+        sides = self._encode_sides(texts, return_offsets)
+        first = sides[0]
+        second = sides[1] if second_text is not None else None
+        token_ids, segment_ids, offsets = self._assemble(
+            first, second, maxlen, pattern, truncate_from
+        )
+        if return_offsets:
+            return token_ids, segment_ids, offsets
+        return token_ids, segment_ids
+
+    def _encode_sides(self, texts, return_offsets):
+        results, raw = [], []
+        for i, text in enumerate(texts):
+            side = self._side(text, None, [] if return_offsets else None, "text")
+            results.append(side)
+            if side is None:
+                raw.append(i)
+        if raw:
+            raw_texts = [texts[i] for i in raw]
+            if return_offsets:
+                tokenized = self._tokenize_many_with_offsets(raw_texts)
+            else:
+                tokenized = [(t, None) for t in self._tokenize_many(raw_texts)]
+            for i, (tokens, offsets) in zip(raw, tokenized):
+                offsets = list(offsets) if offsets is not None else None
+                results[i] = self._side(None, tokens, offsets, None)
+        return results
+
+    def encode_batch(
+        self,
+        first_texts,
+        second_texts=None,
+        maxlen=None,
+        pattern="S*E*E",
+        truncate_from="right",
+        return_offsets=False,
+    ):
+        """Batched ``encode``: returns ``(batch_token_ids, batch_segment_ids)``.
+
+        Equivalent to ``[encode(a, b, ...) for a, b in zip(...)]`` but
+        tokenizes the whole batch at once (``Tokenizer``: a vectorised numpy
+        path for ids, HF ``tokenizers`` when offsets are requested).
+        With ``return_offsets=True`` a third list of offsets is returned.
+        """
+        first_texts = list(first_texts)
+        if second_texts is not None:
+            second_texts = list(second_texts)
+            if len(second_texts) != len(first_texts):
+                raise ValueError(
+                    "first_texts and second_texts differ in length: %d vs %d"
+                    % (len(first_texts), len(second_texts))
+                )
+        texts = first_texts + (second_texts or [])
+        to_ids = None
+        id_lists = None
+        if not return_offsets and all(isinstance(t, str) for t in texts):
+            id_lists = self._ids_many(texts)
+        if id_lists is not None:
+            # Work on ids directly; start/end become their ids.
+            start, end = self._token_start, self._token_end
+            start = None if start is None else self.token_to_id(start)
+            end = None if end is None else self.token_to_id(end)
+            sides = []
+            for ids in id_lists:
+                if start is not None:
+                    ids.insert(0, start)
+                if end is not None:
+                    ids.append(end)
+                sides.append((ids, None))
+            to_ids = list
+        else:
+            sides = self._encode_sides(texts, return_offsets)
+        n = len(first_texts)
+        batch_ids, batch_segments, batch_offsets = [], [], []
+        for i in range(n):
+            second = sides[n + i] if second_texts is not None else None
+            ids, segments, offsets = self._assemble(
+                sides[i], second, maxlen, pattern, truncate_from, to_ids
+            )
+            batch_ids.append(ids)
+            batch_segments.append(segments)
+            batch_offsets.append(offsets)
+        if return_offsets:
+            return batch_ids, batch_segments, batch_offsets
+        return batch_ids, batch_segments
