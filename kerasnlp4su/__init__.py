@@ -1,3 +1,17 @@
-"""kerasnlp4su: the Keras 3 successor of bert4keras."""
+"""kerasnlp4su: the Keras 3 successor of bert4keras.
+
+The most used names are importable from the top level; every module keeps
+bert4keras's module names (`models`, `layers`, `tokenizers`, `snippets`,
+`optimizers`, `backend`) so migrating is a change of imports.
+"""
 
 __version__ = "0.1.0"
+
+from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.snippets import DataGenerator, sequence_padding, text_segmentate, truncate_sequences  # noqa: E402
+from kerasnlp4su.tokenizers import SpTokenizer, Tokenizer, load_vocab  # noqa: E402
+
+__all__ = [
+    "DataGenerator", "SpTokenizer", "Tokenizer", "build_transformer_model", "load_vocab",
+    "sequence_padding", "text_segmentate", "truncate_sequences",
+]
