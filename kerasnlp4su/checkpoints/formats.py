@@ -4,28 +4,42 @@ import os
 
 from kerasnlp4su.checkpoints.readers import CheckpointReader, TF1CheckpointReader
 
+_HF_FILES = ("model.safetensors", "model.safetensors.index.json")
+_HF_OTHER_FILES = ("pytorch_model.bin", "tf_model.h5")  # HF weights we do not read
+
+
+def is_hf_checkpoint(path):
+    """True for a `*.safetensors` file, a shard index, or a directory of HF weights."""
+    path = os.fspath(path)
+    if path.endswith((".safetensors", ".safetensors.index.json")):
+        return True
+    if not os.path.isdir(path):
+        return False
+    files = os.listdir(path)
+    if any(f in files for f in _HF_FILES):
+        return True
+    # Only torch/Keras-2 HF weights and no TF1 checkpoint: the HF reader
+    # explains how to get model.safetensors.
+    return any(f in files for f in _HF_OTHER_FILES) and not any(f.endswith(".index") for f in files)
+
 
 def open_checkpoint(path, transformer=None):
     """Return a `CheckpointReader` for a TF1 prefix/directory or an HF directory/file.
 
-    HuggingFace files (`*.safetensors`, or a directory holding
-    `model.safetensors`) are read through the model's HF name map so they
-    expose official names.
+    HuggingFace files (`*.safetensors`, a `model.safetensors.index.json`
+    shard index, or a directory holding `model.safetensors`) are read through
+    the model family's HF name map so they expose official names; the family
+    comes from `transformer` (a `Transformer` or a model name such as
+    `'bert'`).
     """
     if isinstance(path, CheckpointReader):
         return path
     path = os.fspath(path)
-    hf_file = None
-    if path.endswith(".safetensors"):
-        hf_file = path
-    elif os.path.isdir(path) and os.path.exists(os.path.join(path, "model.safetensors")):
-        hf_file = os.path.join(path, "model.safetensors")
-    if hf_file is not None:
+    if is_hf_checkpoint(path):
         from kerasnlp4su.checkpoints.hf import HFCheckpointReader
 
-        if not os.path.exists(hf_file):
-            raise FileNotFoundError(f"HF weights file {hf_file!r} not found")
         if transformer is None:
-            raise ValueError("reading HF-format weights needs the model to translate names")
-        return HFCheckpointReader(hf_file, transformer.hf_name_map())
+            raise ValueError(f"reading HF-format weights {path!r} needs the model (or its name, "
+                             "e.g. 'bert') to translate names")
+        return HFCheckpointReader(path, transformer)
     return TF1CheckpointReader(path)
