@@ -1,0 +1,67 @@
+"""Helpers shared by the optimizers: variable naming, pattern matching, factories."""
+
+import functools
+
+import keras
+
+PACKAGE = "kerasnlp4su"
+
+
+def variable_path(variable):
+    """The variable's full path (`'Transformer-0-FeedForward/output/kernel'`), else its name.
+
+    bert4keras matched patterns against TF1 names, which carried the layer
+    name; in Keras 3 `variable.name` is only the leaf (`'kernel'`), so
+    patterns must be matched against the path to mean the same thing.
+    """
+    return getattr(variable, "path", None) or variable.name
+
+
+def leaf_name(variable):
+    """The last path component without a `:0` suffix (`'gamma'`, `'embeddings'`)."""
+    return variable_path(variable).split("/")[-1].split(":")[0]
+
+
+def matching_patterns(variable, patterns):
+    """Patterns (plain substrings, as in bert4keras) found in the variable's path."""
+    path = variable_path(variable)
+    return [p for p in patterns if p in path]
+
+
+def densify(gradient):
+    """A dense gradient: TensorFlow hands embedding gradients over as `IndexedSlices`."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+def optimizer_extension(suffix):
+    """Turn `build(Base) -> class` into a bert4keras-style `extend_with_*(Base, name=None)`.
+
+    The factory is memoised per `(Base, name)`, so calling it twice gives the
+    same class (isinstance checks and deserialisation keep working), and the
+    class is registered with Keras under `'kerasnlp4su>{name}'` so saved
+    models find it again once the factory has been called in the loading
+    process -- the registry is Keras's own mechanism, nothing is patched.
+    """
+
+    def decorate(build):
+        @functools.lru_cache(maxsize=None)
+        def cached(base, name):
+            cls = build(base)
+            cls.__name__ = cls.__qualname__ = name or f"{base.__name__}{suffix}"
+            cls.__module__ = build.__module__
+            return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+        @functools.wraps(build)
+        def factory(base, name=None):
+            if not (isinstance(base, type) and issubclass(base, keras.optimizers.Optimizer)):
+                raise TypeError(f"expected a keras.optimizers.Optimizer subclass, got {base!r}")
+            return cached(base, name)
+
+        return factory
+
+    return decorate
