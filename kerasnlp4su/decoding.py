@@ -1,0 +1,636 @@
+"""Autoregressive decoding: beam search, sampling, KV-cached seq2seq/LM decoders, prefix trees.
+
+`AutoRegressiveDecoder` keeps bert4keras's API (`wraps`, `predict`,
+`beam_search`, `random_sample`, `last_token`, `first_output_ids`), so a
+bert4keras decoder subclass runs after changing its imports.
+`Seq2SeqDecoder` (UniLM) and `LMDecoder` are ready-made decoders for a
+`Transformer` builder that feed only the new token each step, keeping the
+keys/values of earlier tokens in a cache. `Trie` restricts generation to a
+fixed set of token-id sequences.
+
+Differences from bert4keras 0.11.5 (all deliberate):
+
+* `minlen`: the end token is masked out while it would finish a sequence
+  shorter than `minlen`; bert4keras let it through and then kept decoding
+  after it, which could leave an end token inside a returned sequence.
+* `states` returned by `predict` follow the beams: when they offer a
+  `reorder(indices)` method (as the cached decoders' states do) the
+  decoder calls it with the rows it keeps. Other states pass through
+  unchanged, as in bert4keras. Subclasses may override `reorder_states`.
+* `beam_search` / `random_sample` accept `constraint=` (a `Trie` or any
+  `prefix -> allowed ids` callable) and `random_sample` accepts `rng=`.
+* Beams whose score is `-inf` (every allowed continuation exhausted) are
+  dropped rather than kept as padding.
+"""
+
+import functools
+
+import keras
+import numpy as np
+
+from kerasnlp4su.backend import no_grad
+
+__all__ = [
+    "AutoRegressiveDecoder", "LMDecoder", "LastToken", "Seq2SeqDecoder", "Trie",
+    "softmax", "top_k_top_p_filter",
+]
+
+
+def softmax(x, axis=-1):
+    """Numerically stable NumPy softmax."""
+    x = np.asarray(x, dtype="float64")
+    x = x - x.max(axis=axis, keepdims=True)
+    e = np.exp(x)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def top_k_top_p_filter(probas, topk=None, topp=None):
+    """Zero out all but the sampling support of each row, then renormalise.
+
+    `topk` keeps the `topk` most likely tokens; `topp` then keeps the
+    smallest set of most likely tokens whose total probability reaches
+    `topp` (the token that crosses the threshold is kept). Both apply in
+    that order, as in bert4keras. Returns an array of `probas`'s shape.
+
+    Example:
+    >>> top_k_top_p_filter(np.array([[0.5, 0.3, 0.15, 0.05]]), topp=0.8)
+    array([[0.625, 0.375, 0.   , 0.   ]])
+    """
+    probas = np.array(probas, dtype="float64")
+    if topk is not None:
+        topk = int(topk)
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        if topk < probas.shape[-1]:
+            drop = np.argpartition(-probas, topk - 1, axis=-1)[:, topk:]
+            np.put_along_axis(probas, drop, 0.0, axis=-1)
+        probas /= probas.sum(axis=-1, keepdims=True)
+    if topp is not None:
+        order = np.argsort(-probas, axis=-1, kind="stable")
+        sorted_probas = np.take_along_axis(probas, order, axis=-1)
+        # Mass strictly before each token: a token stays while the tokens
+        # ahead of it have not yet reached topp.
+        before = np.cumsum(sorted_probas, axis=-1) - sorted_probas
+        drop = before >= topp
+        drop[:, 0] = False
+        sorted_probas[drop] = 0.0
+        np.put_along_axis(probas, order, sorted_probas, axis=-1)
+        probas /= probas.sum(axis=-1, keepdims=True)
+    return probas
+
+
+class Trie:
+    """A prefix tree of allowed token-id sequences, usable as a decoding constraint.
+
+    Called with the ids generated so far it returns the ids that may come
+    next, so `beam_search(..., constraint=trie)` can only produce stored
+    sequences (Su Jianlin's "seq2seq + prefix tree" retrieval). Give
+    `end_id` to have it appended to every sequence, so the decoder also
+    learns where each one stops.
+
+    Example:
+    >>> trie = Trie([[5, 6], [5, 7, 8]], end_id=3)
+    >>> sorted(trie([5]))
+    [6, 7]
+    >>> trie([5, 6])
+    [3]
+    >>> [5, 7, 8, 3] in trie
+    True
+    """
+
+    _END = None  # key marking "a stored sequence stops here"
+
+    def __init__(self, sequences=(), end_id=None):
+        self.end_id = end_id
+        self.root = {}
+        self._size = 0
+        for sequence in sequences:
+            self.add(sequence)
+
+    def add(self, sequence):
+        """Store one sequence of token ids (plus `end_id` when set)."""
+        sequence = [int(i) for i in sequence]
+        if self.end_id is not None and (not sequence or sequence[-1] != self.end_id):
+            sequence.append(int(self.end_id))
+        node = self.root
+        for token in sequence:
+            node = node.setdefault(token, {})
+        if self._END not in node:
+            node[self._END] = True
+            self._size += 1
+
+    def _node(self, prefix):
+        node = self.root
+        for token in prefix:
+            node = node.get(int(token))
+            if node is None:
+                return None
+        return node
+
+    def next_tokens(self, prefix):
+        """Ids allowed after `prefix`; empty when `prefix` left the tree or a sequence ended."""
+        node = self._node(prefix)
+        if node is None:
+            return []
+        return [token for token in node if token is not self._END]
+
+    __call__ = next_tokens
+
+    def __contains__(self, sequence):
+        node = self._node(sequence)
+        return node is not None and self._END in node
+
+    def __len__(self):
+        return self._size
+
+    def __iter__(self):
+        stack = [(self.root, [])]
+        while stack:
+            node, prefix = stack.pop()
+            for token, child in node.items():
+                if token is self._END:
+                    yield list(prefix)
+                else:
+                    stack.append((child, prefix + [token]))
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class LastToken(keras.layers.Layer):
+    """Select the last position of a `(batch, length, ...)` tensor.
+
+    Serializable replacement for bert4keras's `Lambda(lambda x: x[:, -1])`.
+
+    Example:
+    >>> tuple(LastToken()(np.zeros((2, 5, 3))).shape)
+    (2, 3)
+    """
+
+    def call(self, inputs):
+        return inputs[:, -1]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + tuple(input_shape[2:])
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+
+class AutoRegressiveDecoder:
+    """Beam search and random sampling around a user's next-token `predict` (bert4keras API).
+
+    Subclass it and write `predict(self, inputs, output_ids, states)`
+    returning the next-token distribution of each row of `output_ids`,
+    decorated with `@AutoRegressiveDecoder.wraps(default_rtype=...,
+    use_states=...)`: `default_rtype='probas'` when it returns
+    probabilities, `'logits'` when it returns pre-softmax scores;
+    `use_states=True` when it returns `(scores, states)`.
+
+    `start_id=None` starts from an empty output (UniLM: the source already
+    ends with [SEP]); `minlen` and `maxlen` count `output_ids`, start token
+    included.
+
+    Example:
+    >>> class Title(AutoRegressiveDecoder):
+    ...     @AutoRegressiveDecoder.wraps(default_rtype="probas")
+    ...     def predict(self, inputs, output_ids, states):
+    ...         token_ids = np.concatenate([inputs[0], output_ids], 1)
+    ...         segment_ids = np.concatenate([inputs[1], np.ones_like(output_ids)], 1)
+    ...         return self.last_token(model).predict([token_ids, segment_ids], verbose=0)
+    >>> Title(start_id=None, end_id=3, maxlen=32).beam_search([ids, segs], topk=3)  # doctest: +SKIP
+    """
+
+    def __init__(self, start_id, end_id, maxlen, minlen=1):
+        self.start_id = start_id
+        self.end_id = end_id
+        self.maxlen = int(maxlen)
+        self.minlen = int(minlen)
+        self.models = {}
+        if start_id is None:
+            self.first_output_ids = np.empty((1, 0), dtype=int)
+        else:
+            self.first_output_ids = np.array([[start_id]])
+
+    # ------------------------------------------------------------ the hooks
+    @staticmethod
+    def wraps(default_rtype="probas", use_states=False):
+        """Decorate `predict` with temperature, `rtype` conversion and optional states.
+
+        The decorated method takes `(inputs, output_ids, states,
+        temperature=1, rtype=default_rtype)` and always returns
+        `(scores, states)`: probabilities for `rtype='probas'`,
+        log-probabilities for `rtype='logits'`.
+        """
+        if default_rtype not in ("probas", "logits"):
+            raise ValueError(f"default_rtype must be 'probas' or 'logits', got {default_rtype!r}")
+
+        def decorator(predict):
+            @functools.wraps(predict)
+            def wrapped(self, inputs, output_ids, states, temperature=1, rtype=default_rtype):
+                if rtype not in ("probas", "logits"):
+                    raise ValueError(f"rtype must be 'probas' or 'logits', got {rtype!r}")
+                result = predict(self, inputs, output_ids, states)
+                scores, states = result if use_states else (result, None)
+                scores = np.asarray(keras.ops.convert_to_numpy(scores), dtype="float64")
+                if default_rtype == "logits":
+                    probas = softmax(scores / temperature)
+                elif temperature != 1:
+                    # p ** (1/T), renormalised, is softmax(log p / T).
+                    probas = np.power(scores, 1.0 / temperature)
+                    probas /= probas.sum(axis=-1, keepdims=True)
+                else:
+                    probas = scores
+                if rtype == "probas":
+                    return probas, states
+                # The epsilon keeps zero-probability tokens finite, as in
+                # bert4keras, so beams never go to -inf by themselves.
+                return np.log(probas + 1e-12), states
+
+            return wrapped
+
+        return decorator
+
+    def predict(self, inputs, output_ids, states=None):
+        """Next-token scores for each row of `output_ids`; override and decorate with `wraps`."""
+        raise NotImplementedError
+
+    def last_token(self, model):
+        """A model with `model`'s inputs that outputs only the last position of each output."""
+        if model not in self.models:
+            outputs = [LastToken()(output) for output in model.outputs]
+            self.models[model] = keras.Model(model.inputs,
+                                             outputs[0] if len(outputs) == 1 else outputs)
+        return self.models[model]
+
+    def reorder_states(self, states, indices):
+        """Make `states` follow the kept rows `indices` (beam selection, finished rows dropped)."""
+        if states is not None and hasattr(states, "reorder"):
+            return states.reorder(indices)
+        return states
+
+    # ---------------------------------------------------------- the masks
+    def _allowed(self, scores, output_ids, end_counts, min_ends, constraint):
+        """Boolean `(rows, vocab)` mask of tokens allowed next, or None when all are."""
+        allowed = None
+        start = self.first_output_ids.shape[1]
+        if constraint is not None:
+            allowed = np.zeros(scores.shape, dtype=bool)
+            for row, ids in enumerate(output_ids):
+                tokens = list(constraint(ids[start:].tolist()))
+                if not tokens and self.end_id is not None:
+                    # The prefix left the constraint: finish it rather than
+                    # leave a row with nothing to choose.
+                    tokens = [self.end_id]
+                allowed[row, tokens] = True
+        if self.end_id is not None and output_ids.shape[1] + 1 < self.minlen:
+            # Only an end token that would finish the sequence is too early;
+            # with min_ends > 1 the intermediate ones are part of the output.
+            finishing = end_counts + 1 >= min_ends
+            if finishing.any():
+                if allowed is None:
+                    allowed = np.ones(scores.shape, dtype=bool)
+                allowed[finishing, self.end_id] = False
+        return allowed
+
+    # ------------------------------------------------------------ decoding
+    def beam_search(self, inputs, topk, states=None, temperature=1, min_ends=1, constraint=None):
+        """Return the best sequence found by a beam search of width `topk`.
+
+        A sequence finishes when it ends with `end_id` and holds at least
+        `min_ends` end tokens. Finished beams that are not the best at that
+        step are dropped (the beam narrows), as in bert4keras; the search
+        returns once the best beam has finished, or after `maxlen` steps.
+        """
+        inputs = [np.array([i]) for i in inputs]
+        output_ids, output_scores = self.first_output_ids, np.zeros(1)
+        end_counts = np.zeros(1, dtype=int)
+        for step in range(self.maxlen):
+            scores, states = self.predict(inputs, output_ids, states, temperature, "logits")
+            allowed = self._allowed(scores, output_ids, end_counts, min_ends, constraint)
+            if allowed is not None:
+                scores = np.where(allowed, scores, -np.inf)
+            scores = output_scores[:, None] + scores
+            width = min(topk, scores.size)
+            if step == 0:
+                inputs = [np.repeat(i, width, axis=0) for i in inputs]
+            flat = np.argpartition(scores, -width, axis=None)[-width:]
+            rows, tokens = np.divmod(flat, scores.shape[1])
+            output_scores = scores.ravel()[flat]
+            output_ids = np.concatenate([output_ids[rows], tokens[:, None]], 1)
+            keep = np.isfinite(output_scores)
+            if not keep.any():
+                keep[np.argmax(output_scores)] = True
+            is_end = output_ids[:, -1] == self.end_id
+            end_counts = (output_ids == self.end_id).sum(1)
+            if output_ids.shape[1] >= self.minlen:
+                best = output_scores.argmax()
+                if is_end[best] and end_counts[best] >= min_ends:
+                    return output_ids[best]
+                keep &= ~is_end | (end_counts < min_ends)
+            if not keep.all():
+                output_ids, output_scores = output_ids[keep], output_scores[keep]
+                end_counts, rows = end_counts[keep], rows[keep]
+                # All input rows are copies of one example: any len(rows) will do.
+                inputs = [i[:len(rows)] for i in inputs]
+                topk = len(rows)
+            states = self.reorder_states(states, rows)
+        return output_ids[output_scores.argmax()]
+
+    def random_sample(self, inputs, n, topk=None, topp=None, states=None, temperature=1,
+                      min_ends=1, constraint=None, rng=None):
+        """Draw `n` sequences by ancestral sampling; returns a list of id arrays.
+
+        Each step samples from the `topk` most likely tokens and/or the
+        smallest top set with probability `topp` (see
+        `top_k_top_p_filter`). Finished sequences are returned in the order
+        they finish; unfinished ones follow after `maxlen` steps. `rng` is a
+        `numpy.random.Generator`; by default the global `numpy.random`
+        state is used (so `np.random.seed` works as with bert4keras).
+        """
+        inputs = [np.array([i]) for i in inputs]
+        output_ids = self.first_output_ids
+        end_counts = np.zeros(1, dtype=int)
+        uniform = rng.random if rng is not None else np.random.random
+        results = []
+        for step in range(self.maxlen):
+            probas, states = self.predict(inputs, output_ids, states, temperature, "probas")
+            allowed = self._allowed(probas, output_ids, end_counts, min_ends, constraint)
+            if allowed is not None:
+                masked = np.where(allowed, probas, 0.0)
+                # Every allowed token may have underflowed to 0: fall back
+                # to a uniform choice among them.
+                empty = masked.sum(axis=1) <= 0
+                masked[empty] = allowed[empty]
+                probas = masked
+            probas = probas / probas.sum(axis=1, keepdims=True)
+            rows = np.arange(len(output_ids))
+            if step == 0:
+                rows = np.zeros(n, dtype=int)
+                probas, output_ids, end_counts = probas[rows], output_ids[rows], end_counts[rows]
+                inputs = [np.repeat(i, n, axis=0) for i in inputs]
+            probas = top_k_top_p_filter(probas, topk, topp)
+            cdf = np.cumsum(probas, axis=1)
+            draws = uniform((len(probas), 1)) * cdf[:, -1:]
+            sample_ids = np.minimum((cdf <= draws).sum(axis=1), probas.shape[1] - 1)
+            # Never land on a zero-probability token through rounding at a cdf plateau.
+            sample_ids = np.where(np.take_along_axis(probas, sample_ids[:, None], 1)[:, 0] > 0,
+                                  sample_ids, probas.argmax(axis=1))
+            output_ids = np.concatenate([output_ids, sample_ids[:, None]], 1)
+            is_end = output_ids[:, -1] == self.end_id
+            end_counts = (output_ids == self.end_id).sum(1)
+            if output_ids.shape[1] >= self.minlen:
+                done = is_end & (end_counts >= min_ends)
+                if done.any():
+                    results.extend(output_ids[done])
+                    keep = ~done
+                    output_ids, end_counts, rows = output_ids[keep], end_counts[keep], rows[keep]
+                    inputs = [i[keep] for i in inputs]
+                    if len(output_ids) == 0:
+                        break
+            states = self.reorder_states(states, rows)
+        results.extend(output_ids)
+        return results
+
+
+# --------------------------------------------------------- cached decoders
+class _CacheState:
+    """Decoder states holding a transformer KV cache and how many output ids it has seen."""
+
+    def __init__(self, transformer, cache, consumed):
+        self.transformer = transformer
+        self.cache = cache
+        self.consumed = consumed
+
+    def reorder(self, indices):
+        indices = np.asarray(indices)
+        batch = int(keras.ops.shape(self.cache["keep"])[0])
+        if len(indices) == batch and np.array_equal(indices, np.arange(batch)):
+            return self  # greedy and unchanged beams: skip the gathers
+        cache = self.transformer.reorder_cache(self.cache, keras.ops.convert_to_tensor(indices))
+        return _CacheState(self.transformer, cache, self.consumed)
+
+
+class _TracedLength:
+    """The cache length as a traced tensor that is still truthy in `cached_forward`.
+
+    `Transformer.cached_forward` tests `cache["length"]` with Python `if`,
+    which a symbolic tensor refuses; this keeps one compiled step for every
+    length instead of one trace per length. Harmless once the length comes
+    from the cache tensors' shapes.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+    def __bool__(self):
+        return True
+
+    def __add__(self, other):
+        return self.value + other
+
+    __radd__ = __add__
+
+
+_TRACED_LENGTH_REGISTERED = False
+
+
+def _register_traced_length(tf):
+    global _TRACED_LENGTH_REGISTERED
+    if not _TRACED_LENGTH_REGISTERED:
+        tf.register_tensor_conversion_function(
+            _TracedLength, lambda v, dtype=None, name=None, as_ref=False:
+            tf.convert_to_tensor(v.value, dtype=dtype))
+        _TRACED_LENGTH_REGISTERED = True
+
+
+class _TransformerDecoder(AutoRegressiveDecoder):
+    """Shared logic of `Seq2SeqDecoder` and `LMDecoder`."""
+
+    #: segment id given to generated tokens.
+    output_segment = 0
+    application = None
+
+    def __init__(self, transformer, end_id, maxlen, start_id=None, minlen=1, use_cache=True,
+                 compile_step=True):
+        super().__init__(start_id, end_id, maxlen, minlen)
+        if not hasattr(transformer, "cached_forward") or transformer.model is None:
+            raise TypeError("pass the Transformer builder (build_transformer_model(..., "
+                            "return_keras_model=False)), not a keras.Model")
+        if transformer.application != self.application:
+            raise ValueError(f"{type(self).__name__} needs application={self.application!r}, "
+                             f"the transformer was built with {transformer.application!r}")
+        if transformer.layer_norm_cond is not None:
+            raise ValueError("conditional LayerNorm models need their own predict(); "
+                             "subclass AutoRegressiveDecoder")
+        self.transformer = transformer
+        self.use_cache = use_cache
+        self.compile_step = compile_step and keras.backend.backend() == "tensorflow"
+        self.uses_segments = transformer.segment_vocab_size > 0
+        # Traced functions, built on first use; `_prefix_fn` is False when
+        # the transformer's prefix pass cannot be traced.
+        self._full_fn = self._prefix_fn = self._step_fn = None
+
+    # ------------------------------------------------------------ inputs
+    def _source(self, inputs, batch):
+        """`(token_ids, segment_ids)` of the conditioning prefix, `(batch, n)` each."""
+        raise NotImplementedError
+
+    def _with_output(self, inputs, output_ids):
+        token_ids, segment_ids = self._source(inputs, len(output_ids))
+        output_ids = output_ids.astype("int32")
+        token_ids = np.concatenate([token_ids, output_ids], 1)
+        segment_ids = np.concatenate(
+            [segment_ids, np.full_like(output_ids, self.output_segment)], 1)
+        return token_ids, segment_ids
+
+    def _model_inputs(self, token_ids, segment_ids):
+        return [token_ids, segment_ids] if self.uses_segments else [token_ids]
+
+    @staticmethod
+    def _mlm(outputs):
+        # With extra heads (pooler, NSP) the MLM probabilities come last.
+        return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+
+    # ----------------------------------------------------------- predict
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        if not self.use_cache:
+            token_ids, segment_ids = self._with_output(inputs, output_ids)
+            return self._full_last(self._model_inputs(token_ids, segment_ids)), None
+        if states is None:
+            token_ids, segment_ids = self._with_output(inputs, output_ids)
+            probas, cache = self._prefix(self._model_inputs(token_ids, segment_ids))
+            return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+        new_ids = output_ids[:, states.consumed:].astype("int32")
+        new_segments = np.full_like(new_ids, self.output_segment)
+        probas, cache = self._step(self._model_inputs(new_ids, new_segments), states.cache)
+        return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+
+    def _full_last(self, model_inputs):
+        """Last-position probabilities from a full forward pass (bert4keras behaviour)."""
+        if not self.compile_step:
+            with no_grad():
+                return self._mlm(self.transformer.model(model_inputs, training=False))[:, -1]
+        if self._full_fn is None:
+            import tensorflow as tf
+
+            model = self.transformer.model
+            spec = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
+            self._full_fn = tf.function(
+                lambda *x: self._mlm(model(list(x), training=False))[:, -1],
+                input_signature=spec, autograph=False, reduce_retracing=True)
+        return self._full_fn(*model_inputs)
+
+    def _prefix(self, model_inputs):
+        """The prefix pass: `(last probabilities, cache)`."""
+        if self.compile_step and self._prefix_fn is not False:
+            import tensorflow as tf
+
+            if self._prefix_fn is None:
+                spec = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
+                self._prefix_fn = tf.function(self._prefix_graph, input_signature=[spec],
+                                              autograph=False)
+            try:
+                probas, keep, layers = self._prefix_fn(model_inputs)
+                return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
+            except TypeError:
+                # A `cached_forward` that needs the static token count
+                # (`int(shape)`) cannot be traced for every length; run the
+                # prefix eagerly from now on (a genuine error re-raises there).
+                self._prefix_fn = False
+        outputs, cache = self.transformer.cached_forward(model_inputs)
+        return self._mlm(outputs)[:, -1], cache
+
+    def _prefix_graph(self, model_inputs):
+        outputs, cache = self.transformer.cached_forward(list(model_inputs))
+        return self._mlm(outputs)[:, -1], cache["keep"], cache["layers"]
+
+    def _step(self, model_inputs, cache):
+        """One cached step on the new tokens: `(last probabilities, new cache)`."""
+        if not self.compile_step or model_inputs[0].shape[1] != 1:
+            outputs, cache = self.transformer.cached_forward(model_inputs, cache)
+            return self._mlm(outputs)[:, -1], cache
+        if self._step_fn is None:
+            self._step_fn = self._compile_step(len(model_inputs), cache)
+        probas, keep, layers = self._step_fn(model_inputs, cache["keep"], cache["layers"])
+        return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
+
+    def _compile_step(self, n_inputs, cache):
+        # Eagerly, a one-token step costs one Python dispatch per layer call
+        # and op, which dominates the tiny amount of arithmetic: traced
+        # once, the step runs as a single graph for any cache length and beam
+        # count (shapes are left unknown in the signature).
+        import tensorflow as tf
+
+        _register_traced_length(tf)
+        transformer = self.transformer
+
+        def spec(t):
+            return tf.TensorSpec((None, None) + tuple(t.shape[2:]), t.dtype)
+
+        signature = [
+            [tf.TensorSpec((None, 1), "int32")] * n_inputs,
+            tf.TensorSpec((None, None), cache["keep"].dtype),
+            {k: (spec(kv[0]), spec(kv[1])) for k, kv in cache["layers"].items()},
+        ]
+
+        def step(model_inputs, keep, layers):
+            length = _TracedLength(tf.shape(keep)[1])
+            outputs, new = transformer.cached_forward(
+                list(model_inputs), {"length": length, "keep": keep, "layers": layers})
+            return self._mlm(outputs)[:, -1], new["keep"], new["layers"]
+
+        return tf.function(step, input_signature=signature, autograph=False)
+
+
+class Seq2SeqDecoder(_TransformerDecoder):
+    """UniLM seq2seq decoder with a KV cache (`application='unilm'`).
+
+    `inputs` is `[token_ids, segment_ids]` of the source (`[CLS] src
+    [SEP]`, segment 0, as `Tokenizer.encode` returns it); generated tokens
+    get segment 1. With `use_cache=True` (default) each step runs only the
+    newest token through the model; `use_cache=False` recomputes the whole
+    sequence every step like bert4keras. On TensorFlow the step is traced
+    once with `tf.function` (`compile_step=False` runs it eagerly).
+
+    Example:
+    >>> t = build_transformer_model(config, ckpt, application="unilm",
+    ...                             return_keras_model=False)  # doctest: +SKIP
+    >>> decoder = Seq2SeqDecoder(t, end_id=tokenizer._token_end_id, maxlen=32)  # doctest: +SKIP
+    >>> token_ids, segment_ids = tokenizer.encode(text)  # doctest: +SKIP
+    >>> tokenizer.decode(decoder.beam_search([token_ids, segment_ids], topk=3))  # doctest: +SKIP
+    """
+
+    output_segment = 1
+    application = "unilm"
+
+    def _source(self, inputs, batch):
+        token_ids = np.asarray(inputs[0], dtype="int32")
+        segment_ids = (np.asarray(inputs[1], dtype="int32") if len(inputs) > 1
+                       else np.zeros_like(token_ids))
+        return token_ids[:batch], segment_ids[:batch]
+
+
+class LMDecoder(_TransformerDecoder):
+    """Left-to-right language-model decoder with a KV cache (`application='lm'`).
+
+    `inputs` is `[prefix_token_ids]` (a prompt, usually `[CLS] text`
+    without the final [SEP]) or `[]` for unconditional generation from
+    `start_id`. All tokens get segment 0.
+
+    Example:
+    >>> t = build_transformer_model(config, ckpt, application="lm",
+    ...                             return_keras_model=False)  # doctest: +SKIP
+    >>> decoder = LMDecoder(t, end_id=tokenizer._token_end_id, maxlen=64)  # doctest: +SKIP
+    >>> prompt = tokenizer.encode(text)[0][:-1]  # doctest: +SKIP
+    >>> samples = decoder.random_sample([prompt], n=4, topp=0.95)  # doctest: +SKIP
+    """
+
+    output_segment = 0
+    application = "lm"
+
+    def _source(self, inputs, batch):
+        if len(inputs) == 0:
+            empty = np.zeros((batch, 0), dtype="int32")
+            return empty, empty
+        token_ids = np.asarray(inputs[0], dtype="int32")[:batch]
+        return token_ids, np.zeros_like(token_ids)
