@@ -35,13 +35,16 @@ def numpy_attention(layer, x, keep=None, bias=None, kind="softmax", causal=False
     d = q.shape[-1]
     if kind == "softmax":
         s = np.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(d)
-        if scale == "entropy_invariant":
-            s = s * math.log(n) / math.log(512)
         allowed = np.ones((batch, 1, n, n), bool)
         if keep is not None:
             allowed &= keep[:, None, None, :]
         if causal:
             allowed &= np.tril(np.ones((n, n), bool))
+        if scale == "entropy_invariant":
+            # n = keys each query may see after every mask (a bias <= -5e8 drops a key).
+            visible = allowed if bias is None else allowed & (bias > -5e8)
+            count = visible.sum(-1, keepdims=True)
+            s = s * np.log(np.maximum(count, 2)) / math.log(512)
         s = np.where(allowed, s, -1e9) + (0 if bias is None else bias)
         o = np.einsum("bhqk,bkhd->bqhd", softmax(s), v)
     else:
@@ -92,6 +95,60 @@ def test_entropy_invariant_scale():
     layer = make_layer(scale="entropy_invariant")
     np.testing.assert_allclose(to_np(layer(X)), numpy_attention(layer, X, scale="entropy_invariant"),
                                atol=1e-5)
+    # Hand check of the factor: 6 visible keys, head size 4 -> log(6) / log(512) / 2.
+    plain = make_layer(scale="none")
+    plain.set_weights(layer.get_weights())
+    w, b = weights(layer)
+    q = (X.astype("float64") @ w["query"] + b["query"]).reshape(2, 6, 2, 4)
+    k = (X.astype("float64") @ w["key"] + b["key"]).reshape(2, 6, 2, 4)
+    factor = math.log(6) / math.log(512) / 2.0
+    probs = softmax(np.einsum("bqhd,bkhd->bhqk", q, k) * factor)
+    v = (X.astype("float64") @ w["value"] + b["value"]).reshape(2, 6, 2, 4)
+    o = np.einsum("bhqk,bkhd->bqhd", probs, v).reshape(2, 6, 8) @ w["output"] + b["output"]
+    np.testing.assert_allclose(to_np(layer(X)), o, atol=1e-5)
+
+
+@pytest.mark.parametrize("rotary", [False, True])
+def test_entropy_invariant_counts_visible_keys_per_query(rotary):
+    layer = make_layer(scale="entropy_invariant", position_encoding="rotary" if rotary else None)
+    bias = np.where(RNG.uniform(size=(2, 1, 6, 6)) < 0.3, -1e9,
+                    RNG.standard_normal((2, 1, 6, 6))).astype("float32")
+    bias[..., 0] = 0.0  # every query keeps at least one key
+    ref = numpy_attention(layer, X, KEEP, bias, rotary=rotary, scale="entropy_invariant")
+    np.testing.assert_allclose(to_np(layer(X, attention_mask=bias, padding_mask=KEEP)), ref, atol=1e-5)
+    causal = make_layer(scale="entropy_invariant", causal=True,
+                        position_encoding="rotary" if rotary else None)
+    causal.set_weights(layer.get_weights())
+    ref = numpy_attention(layer, X, KEEP, causal=True, rotary=rotary, scale="entropy_invariant")
+    np.testing.assert_allclose(to_np(causal(X, padding_mask=KEEP)), ref, atol=1e-5)
+    # Extra padding in the batch leaves real outputs unchanged ...
+    padded = np.concatenate([X, RNG.standard_normal((2, 3, 8)).astype("float32")], axis=1)
+    keep = np.concatenate([KEEP, np.zeros((2, 3), bool)], axis=1)
+    np.testing.assert_allclose(to_np(layer(padded, padding_mask=keep))[:, :6][KEEP],
+                               to_np(layer(X, padding_mask=KEEP))[KEEP], atol=1e-5)
+    # ... and with causal masking a prefix's outputs do not depend on the suffix length.
+    np.testing.assert_allclose(to_np(causal(X[:, :3])), to_np(causal(X))[:, :3], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,scale", [("softmax", "entropy_invariant"), ("linear", "standard")])
+def test_causal_kv_cache_equals_full_pass(kind, scale):
+    layer = make_layer(attention_type=kind, causal=True, scale=scale, position_encoding="rotary")
+    full = to_np(layer(X))
+    out, cache = layer(X[:, :3], cache=(np.zeros((2, 0, 2, 4), "float32"),) * 2)
+    pieces = [to_np(out)]
+    for t in range(3, 6):
+        out, cache = layer(X[:, t:t + 1], cache=cache)
+        pieces.append(to_np(out))
+    assert tuple(cache[0].shape) == (2, 6, 2, 4)
+    np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5)
+    # Two new tokens at once see the cache and, causally, each other.
+    out, _ = layer(X[:, 4:], cache=layer(X[:, :4], cache=(np.zeros((2, 0, 2, 4), "float32"),) * 2)[1])
+    np.testing.assert_allclose(to_np(out), full[:, 4:], atol=1e-5)
+
+
+def test_linear_attention_rejects_entropy_invariant_scale():
+    with pytest.raises(ValueError, match="scale cancels"):
+        MultiHeadAttention(2, 4, attention_type="linear", scale="entropy_invariant")
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -125,10 +182,12 @@ def test_gradient_matches_finite_differences(kind):
         f = lambda z: (numpy_attention(layer, z, KEEP, kind=kind, rotary=True) * r).sum()  # noqa: E731
         numeric[idx] = (f(plus) - f(minus)) / (2 * eps)
         assert abs(grad[idx] - numeric[idx]) < 1e-3 * max(1, abs(numeric[idx])), idx
-    # padded keys receive no gradient through attention
-    masked = grad[0, 4:].copy()
-    layer_free = (numpy_attention(layer, xs, KEEP, kind=kind, rotary=True) * r).sum()
-    assert np.isfinite(layer_free) and np.all(np.isfinite(masked))
+    # With the padded query rows left out of the objective, padded tokens
+    # only enter as keys, and masked keys receive exactly zero gradient.
+    r_real = (r * KEEP[:, :, None]).astype("float32")
+    grad = gradient(lambda x: keras.ops.sum(
+        layer(x, padding_mask=KEEP) * keras.ops.convert_to_tensor(r_real)), X)
+    assert np.all(grad[0, 4:] == 0) and np.abs(grad[0, :4]).max() > 1e-3
 
 
 def test_padded_keys_do_not_influence_outputs():
@@ -141,12 +200,14 @@ def test_padded_keys_do_not_influence_outputs():
         np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-5)
 
 
-def test_mixed_bfloat16_close_to_float32():
-    layer = make_layer(position_encoding="rotary")
+@pytest.mark.parametrize("kind", ["softmax", "linear"])
+def test_mixed_bfloat16_close_to_float32(kind):
+    layer = make_layer(position_encoding="rotary", attention_type=kind)
     expected = to_np(layer(X, padding_mask=KEEP))
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
-        mixed = MultiHeadAttention(heads=2, head_size=4, position_encoding="rotary")
+        mixed = MultiHeadAttention(heads=2, head_size=4, position_encoding="rotary",
+                                   attention_type=kind)
         mixed.build((None, None, 8))
         mixed.set_weights(layer.get_weights())
         out = mixed(X, padding_mask=KEEP)

@@ -36,8 +36,18 @@ class MultiHeadAttention(keras.layers.Layer):
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
     the `elu + 1` feature map (RoPE applied before it); it honours
-    `padding_mask` and `causal=True` but not arbitrary additive biases.
-    `scale='entropy_invariant'` multiplies scores by `log(n)/log(512)`.
+    `padding_mask`, `causal=True` (prefix sums of `k v^T`) and a KV cache,
+    but not arbitrary additive biases. Its output is normalised by the sum
+    of the feature-map scores, so a score scale would cancel: linear
+    attention accepts `scale='standard'` or `'none'` only.
+
+    `scale='entropy_invariant'` multiplies the scores by
+    `log(n) / log(512) / sqrt(key_size)` (https://kexue.fm/archives/8823),
+    where `n` is the number of keys each query may attend to after every
+    mask (padding, causal, LM/UniLM bias; a bias <= -5e8 counts as a
+    dropped key). Counting per query keeps the layer padding-invariant and
+    causal: a token's output never depends on how many tokens follow it or
+    how much padding the batch has, and cached decoding equals recomputation.
 
     Sub-layers are named `query`, `key`, `value` and `output`, so variable
     paths read `<layer>/query/kernel` etc.
@@ -59,6 +69,10 @@ class MultiHeadAttention(keras.layers.Layer):
             raise ValueError(f"attention_type must be one of {ATTENTION_TYPES}, got {attention_type!r}")
         if scale not in SCALE_TYPES:
             raise ValueError(f"scale must be one of {SCALE_TYPES}, got {scale!r}")
+        if attention_type == "linear" and scale == "entropy_invariant":
+            raise ValueError(
+                "linear attention normalises by the sum of its feature-map scores, so a score "
+                "scale cancels out; use scale='standard' (or 'none') with attention_type='linear'")
         if position_encoding not in (None, "rotary"):
             raise ValueError(f"position_encoding must be None or 'rotary', got {position_encoding!r}")
         self.heads = int(heads)
@@ -128,45 +142,63 @@ class MultiHeadAttention(keras.layers.Layer):
             return o, (kw, vw)
         return o
 
-    def _score_scale(self, k_len):
-        if self.scale == "none":
-            return 1.0
-        return attention_scale(self.key_size, k_len, self.scale)
-
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training):
         # Scores in float32: softmax of bf16 logits is visibly off.
         scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
-        scores = scores * self._score_scale(ops.shape(kw)[1])
+        allowed, bias = None, None  # boolean keep-mask and additive bias, both broadcastable
         if attention_mask is not None:
             if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
-                attention_mask = ops.where(attention_mask, 0.0, NEG_INF)
-            scores = scores + ops.cast(attention_mask, "float32")
+                allowed = attention_mask
+            else:
+                bias = ops.cast(attention_mask, "float32")
         if padding_mask is not None:
             keep = ops.cast(padding_mask, "bool")[:, None, None, :]
-            scores = ops.where(keep, scores, NEG_INF)
+            allowed = keep if allowed is None else ops.logical_and(allowed, keep)
         if self.causal:
             q_pos = ops.arange(ops.shape(qw)[1]) + offset
             k_pos = ops.arange(ops.shape(kw)[1])
-            scores = ops.where(k_pos[None, :] <= q_pos[:, None], scores, NEG_INF)
+            tril = k_pos[None, :] <= q_pos[:, None]
+            allowed = tril if allowed is None else ops.logical_and(allowed, tril)
+        if self.scale == "standard":
+            scores = scores * (1.0 / math.sqrt(self.key_size))
+        elif self.scale == "entropy_invariant":
+            scores = scores * attention_scale(
+                self.key_size, self._visible_keys(scores, allowed, bias), "entropy_invariant")
+        if bias is not None:
+            scores = scores + bias
+        if allowed is not None:
+            scores = ops.where(allowed, scores, NEG_INF)
         probs = ops.softmax(scores, axis=-1)
         probs = self.dropout(probs, training=training)
         return ops.einsum("bhqk,bkhd->bqhd", ops.cast(probs, vw.dtype), vw)
+
+    @staticmethod
+    def _visible_keys(scores, allowed, bias):
+        """Number of keys each query may attend to, `(batch, heads|1, q_len, 1)` float32."""
+        visible = ops.ones_like(scores, dtype="bool")
+        if allowed is not None:
+            visible = ops.logical_and(visible, allowed)
+        if bias is not None:
+            visible = ops.logical_and(visible, bias > 0.5 * NEG_INF)
+        return ops.sum(ops.cast(visible, "float32"), axis=-1, keepdims=True)
 
     def _linear_attention(self, qw, kw, vw, padding_mask, offset):
         dtype = vw.dtype
         qf = elu_plus_one(ops.cast(qw, "float32"))
         kf = elu_plus_one(ops.cast(kw, "float32"))
         v = ops.cast(vw, "float32")
-        if self.scale == "entropy_invariant":
-            qf = qf * ops.log(ops.maximum(ops.cast(ops.shape(kw)[1], "float32"), 2.0)) / math.log(512)
         if padding_mask is not None:
             kf = kf * ops.cast(padding_mask, "float32")[:, :, None, None]
         if self.causal:
-            if offset != 0 and not isinstance(offset, int):
-                raise ValueError(f"{self.name}: causal linear attention does not support a KV cache")
             # Prefix sums of k v^T keep memory O(n d^2) instead of O(n^2).
             kv = ops.cumsum(ops.einsum("bkhd,bkhe->bkhde", kf, v), axis=1)
             z = ops.cumsum(kf, axis=1)
+            q_len = ops.shape(qf)[1]
+            if not (isinstance(offset, int) and offset == 0):
+                # With a KV cache the queries are the last q_len positions:
+                # query i sees the cached keys and the new keys up to i.
+                k_len = ops.shape(kf)[1]
+                kv, z = kv[:, k_len - q_len:], z[:, k_len - q_len:]
             num = ops.einsum("bqhd,bqhde->bqhe", qf, kv)
             den = ops.einsum("bqhd,bqhd->bqh", qf, z)
         else:
