@@ -399,3 +399,64 @@ def test_ema_is_not_swapped_in_at_fit_end():
     assert not np.allclose(weights[0], averages[0])
     opt.apply_ema_weights()
     np.testing.assert_allclose(to_np(model.trainable_variables[0]), averages[0])
+
+
+def _extension_optimizers():
+    Accumulating = extend_with_gradient_accumulation(keras.optimizers.Adam)
+    return {
+        "weight_decay": lambda: extend_with_weight_decay(keras.optimizers.SGD)(
+            learning_rate=0.05, weight_decay_rate=0.3, exclude_from_weight_decay=["Norm"]),
+        "piecewise_lr": lambda: extend_with_piecewise_linear_lr(keras.optimizers.Adam)(
+            learning_rate=0.05, lr_schedule={2: 1.0, 5: 0.2}),
+        "parameter_wise_lr": lambda: extend_with_parameter_wise_lr(keras.optimizers.SGD)(
+            learning_rate=0.05, paramwise_lr_schedule={"dense_a": 3.0, "bias": 0.1}),
+        "accumulation": lambda: Accumulating(learning_rate=0.05, grad_accum_steps=2),
+        "ema": lambda: extend_with_exponential_moving_average(keras.optimizers.SGD)(
+            learning_rate=0.05, ema_momentum=0.5),
+        "lion": lambda: Lion(learning_rate=0.01, weight_decay=0.1),
+        "adamw": lambda: AdamW(learning_rate=0.05, weight_decay_rate=0.1,
+                               exclude_from_weight_decay=["bias"]),
+        "composed": lambda: extend_with_parameter_wise_lr(extend_with_weight_decay(
+            extend_with_piecewise_linear_lr(Accumulating)))(
+                learning_rate=0.05, grad_accum_steps=2, lr_schedule={3: 1.0},
+                weight_decay_rate=0.1, paramwise_lr_schedule={"dense_b": 0.5}),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_extension_optimizers()))
+def test_extensions_in_fit_with_jit_compile_match_eager(name):
+    # The eager updates are checked against NumPy above; the compiled fit()
+    # step (XLA on TF and JAX, torch.compile on PyTorch) must give the same
+    # weights.
+    make = _extension_optimizers()[name]
+    jit, losses = fit_weights(make(), jit_compile=True, epochs=1)
+    eager, _ = fit_weights(make(), run_eagerly=True, epochs=1)
+    start = [to_np(w) for w in tiny_model().trainable_variables]
+    for a, b in zip(jit, eager):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(jit[0], start[0]) and np.all(np.isfinite(losses))
+
+
+def test_tiger_fit_on_an_embedding_model_with_jit_compile():
+    # Embedding gradients arrive as IndexedSlices on TensorFlow; Tiger's
+    # row-wise RMS must see the dense gradient under XLA too.
+    def model():
+        keras.utils.set_random_seed(2)
+        inputs = keras.Input((3,), dtype="int32")
+        h = keras.layers.Embedding(7, 4, name="Embedding-Token")(inputs)
+        h = keras.layers.GlobalAveragePooling1D()(h)
+        return keras.Model(inputs, keras.layers.Dense(1, name="out")(h))
+
+    x = np.random.default_rng(3).integers(0, 7, (8, 3)).astype("int32")
+    y = x.sum(-1, keepdims=True).astype("float32") / 10
+    results = []
+    for jit in (True, False):
+        m = model()
+        m.compile(optimizer=Tiger(learning_rate=0.05, grad_accum_steps=2), loss="mse",
+                  jit_compile=jit, run_eagerly=not jit)
+        m.fit(x, y, batch_size=2, epochs=1, shuffle=False, verbose=0)
+        results.append([to_np(w) for w in m.trainable_variables])
+    start = [to_np(w) for w in model().trainable_variables]
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(results[0][0], start[0])
