@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kerasnlp4su.snippets import lowercase_and_normalize, sequence_padding, truncate_sequences
+from kerasnlp4su.snippets import (lowercase_and_normalize, sequence_padding, text_segmentate,
+                                  truncate_sequences)
 from kerasnlp4su.tokenizers import Tokenizer
 
 CJK = "我爱中国人民语言模型你好世界的是北京天气很今日"
@@ -163,3 +164,79 @@ def test_sequence_padding_seq_dims_2(shapes):
     for i, (r, c) in enumerate(shapes):
         assert (out[i, :r, :c] == i + 1).all()
         assert (out[i] == -1).sum() == rows * cols - r * c
+
+
+def _normalised(tk, text, start, end, lower):
+    return "".join(
+        lowercase_and_normalize(text[i]) if lower else text[i]
+        for i in range(start, end) if not dropped(text[i])
+    )
+
+
+@FAST
+@given(first=any_text, second=any_text, lower=st.booleans(),
+       engine=st.sampled_from(["hf", "python"]))
+def test_encode_offsets_map_back_into_each_text(first, second, lower, engine):
+    tk = TOKENIZERS[lower, engine]
+    ids, segments, offsets = tk.encode(first, second, return_offsets=True)
+    tokens = tk.tokenize(first) + tk.tokenize(second)[1:]
+    assert len(ids) == len(segments) == len(offsets) == len(tokens)
+    assert ids == tk.encode(first, second)[0]
+    for segment, text in ((0, first), (1, second)):
+        spans = [(o, t) for o, s, t in zip(offsets, segments, tokens)
+                 if s == segment and t not in ("[CLS]", "[SEP]")]
+        previous_end = 0
+        for (start, end), token in spans:
+            # Inside this side's text, in order, never overlapping.
+            assert previous_end <= start < end <= len(text), (token, start, end)
+            previous_end = end
+            if "\u03a3" not in text:
+                assert tk.stem(token) in _normalised(tk, text, start, end, lower)
+    special = [o for o, t in zip(offsets, tokens) if t in ("[CLS]", "[SEP]")]
+    assert special == [(0, 0)] * 3
+
+
+@FAST
+@given(text=any_text, lower=st.booleans())
+def test_decode_encode_is_a_fixed_point(text, lower):
+    # decode loses what tokenization cannot keep (case, accents, unknown
+    # words, spacing); after one round trip nothing more changes.
+    tk = TOKENIZERS[lower, "hf"]
+    once = tk.decode(tk.encode(text)[0])
+    twice = tk.decode(tk.encode(once)[0])
+    assert twice == once
+    assert tk.encode(twice)[0] == tk.encode(once)[0]
+
+
+@FAST
+@given(first=any_text, second=any_text, maxlen=st.integers(3, 20), lower=st.booleans(),
+       truncate_from=st.sampled_from(["right", "left"]))
+def test_pair_truncation_keeps_structure(first, second, maxlen, lower, truncate_from):
+    tk = TOKENIZERS[lower, "hf"]
+    ids, segments = tk.encode(first, second, maxlen=maxlen, truncate_from=truncate_from)
+    full_ids, full_segments = tk.encode(first, second)
+    assert len(ids) == min(maxlen, len(full_ids))
+    assert ids[0] == 2 and ids.count(2) == 1 and ids.count(3) == 2 and ids[-1] == 3
+    n_first = segments.count(0)
+    assert segments == [0] * n_first + [1] * (len(ids) - n_first) and ids[n_first - 1] == 3
+    # Each side keeps an in-order run of its own tokens (a prefix or a suffix).
+    a, b = ids[1:n_first - 1], ids[n_first:-1]
+    full_a = full_ids[1:full_segments.count(0) - 1]
+    full_b = full_ids[full_segments.count(0):-1]
+    if truncate_from == "right":
+        assert a == full_a[:len(a)] and b == full_b[:len(b)]
+    else:
+        assert a == full_a[len(full_a) - len(a):] and b == full_b[len(full_b) - len(b):]
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.text(alphabet="abc中文", min_size=1, max_size=6), min_size=1,
+                      max_size=12),
+       seps=st.lists(st.sampled_from("。！，"), min_size=11, max_size=11),
+       maxlen=st.integers(7, 30))
+def test_text_segmentate_loses_nothing_and_respects_maxlen(parts, seps, maxlen):
+    text = "".join(p + s for p, s in zip(parts, seps))
+    pieces = text_segmentate(text, maxlen, seps="。！，")
+    assert "".join(pieces) == text
+    # Every separator-delimited part fits, so every piece fits.
+    assert all(0 < len(p) <= maxlen for p in pieces), pieces

@@ -22,7 +22,6 @@ kind fixes the leaf names: official `kernel`/`bias` <-> HF `weight`
 import json
 import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
@@ -502,7 +501,7 @@ def load_hf_model(path, model=None, application="encoder", return_keras_model=Tr
     >>> model = load_hf_model("all-MiniLM-L6-v2/")  # doctest: +SKIP
     >>> model.predict([token_ids, segment_ids])  # doctest: +SKIP
     """
-    from kerasnlp4su.models.build import MODEL_REGISTRY, normalize_config, read_config
+    from kerasnlp4su.models.build import get_model_class, normalize_config, read_config
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -515,7 +514,7 @@ def load_hf_model(path, model=None, application="encoder", return_keras_model=Tr
     config = normalize_config(config, f"HF config {config_path!r}")
     if model is None:
         model = hf_model_name(raw)
-    model_cls = MODEL_REGISTRY[model.lower()] if isinstance(model, str) else model
+    model_cls = get_model_class(model)
     transformer = model_cls(application=application.lower(), **config)
     _apply_layer_norm_epsilon(transformer, config.get("layer_norm_epsilon"))
     transformer.build()
@@ -678,12 +677,7 @@ def _write_text(path, text):
 
 
 def _atomic_write(directory, name, write):
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, os.path.join(directory, name))
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from kerasnlp4su.saving import atomic_write
+
+    suffix = os.path.splitext(name)[1]
+    return atomic_write(os.path.join(directory, name), write, suffix=suffix)

@@ -6,31 +6,48 @@ import numpy as np
 
 from kerasnlp4su.checkpoints.readers import CheckpointReader
 
-# Name prefixes that identify a checkpoint's model family, checked in order.
-_FAMILY_SIGNATURES = (
-    ("bert/encoder/transformer/group_0/", "albert"),
-    ("electra/encoder/", "electra"),
-    ("generator/encoder/", "electra_generator"),
-    ("bert/embeddings/position_embeddings", "bert"),
-    ("bert/embeddings/LayerNorm/", "roformer"),
-    ("bert/embeddings/word_embeddings", "roformer_v2"),
-)
-
-
 class CheckpointMismatchError(ValueError):
-    """A checkpoint does not match the model: missing variables or wrong shapes."""
+    """A checkpoint does not match the model: missing variables, wrong shapes or wrong family."""
+
+
+def checkpoint_family(names):
+    """`(family, evidence)`: which `model=` wrote a checkpoint, and a variable that shows it.
+
+    The families differ by telltale variables of the official releases:
+    ALBERT's shared `transformer/group_0` block, ELECTRA's `electra/` and
+    `generator/` scopes, BERT's position table, RoFormer v1's biases and
+    LayerNorms without a position table, and RoFormer v2's bare kernels.
+    Returns `(None, None)` for names of no known family.
+    """
+    names = sorted(names)
+
+    def first(predicate):
+        return next((n for n in names if predicate(n)), None)
+
+    for marker, family in (("bert/encoder/transformer/group_0/", "albert"),
+                           ("electra/encoder/", "electra"),
+                           ("generator/encoder/", "electra_generator")):
+        evidence = first(lambda n, m=marker: n.startswith(m))
+        if evidence:
+            return family, evidence
+    if not first(lambda n: n.startswith(("bert/embeddings/", "bert/encoder/"))):
+        return None, None
+    if "bert/embeddings/position_embeddings" in names:
+        return "bert", "bert/embeddings/position_embeddings"
+    evidence = first(lambda n: n.startswith(("bert/embeddings/", "bert/encoder/"))
+                     and (n.endswith("/bias") or "/LayerNorm/" in n))
+    if evidence:
+        return "roformer", evidence
+    return "roformer_v2", first(lambda n: n.startswith("bert/encoder/"))
 
 
 def guess_model_family(names):
     """Best guess of which `model=` wrote a checkpoint, from its variable names."""
-    for marker, family in _FAMILY_SIGNATURES:
-        if any(name.startswith(marker) for name in names):
-            return family
-    return None
+    return checkpoint_family(names)[0]
 
 
 def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=(),
-                            strict=True, model_type=None):
+                            strict=True, model_type=None, families=None):
     """Assign `reader`'s tensors to `model`'s variables through `mapping`.
 
     Args:
@@ -45,10 +62,15 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
             listing every problem. When False those variables keep their
             initial values and a warning lists them.
         model_type: the model name used in error messages.
+        families: the checkpoint families (see `checkpoint_family`) this
+            model reads, e.g. `("bert",)`; a checkpoint of another family is
+            an error even when every variable happens to be found (a BERT
+            checkpoint holds every variable RoFormer needs, but is not a
+            RoFormer). `None` skips the check.
 
     Returns:
         A report dict: `loaded`, `missing`, `mismatched`, `unused` (checkpoint
-        names no model variable took).
+        names no model variable took) and `family` (`checkpoint_family`).
     """
     if not isinstance(reader, CheckpointReader):
         raise TypeError(f"reader must be a CheckpointReader, got {type(reader).__name__}")
@@ -87,10 +109,16 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
     if unmapped:
         lines = "\n".join(f"  {p}" for p in unmapped)
         problems.append(f"{len(unmapped)} model variable(s) with no checkpoint name:\n{lines}")
+    family, evidence = checkpoint_family(available)
+    if family is not None and families is not None and family not in families:
+        problems.insert(0, (
+            f"The checkpoint looks like a model={family!r} checkpoint (it holds {evidence!r}) "
+            f"but the model is {model_type!r}, which reads "
+            f"{' or '.join(map(repr, families))} checkpoints: pass model={family!r}."))
     if problems:
-        family = guess_model_family(available)
         hint = ""
-        if family and model_type and family.split("_")[0] != model_type.split("_")[0]:
+        if family and model_type and families is None and \
+                family.split("_")[0] != model_type.split("_")[0]:
             hint = (f"\nThe checkpoint looks like a model={family!r} checkpoint but the "
                     f"model is {model_type!r}: pass the matching model= argument.")
         message = (f"checkpoint {reader.path!r} does not match the {model_type or 'model'} "
@@ -101,4 +129,5 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
         warnings.warn(message, stacklevel=3)
     for variable, value in assignments:
         variable.assign(np.asarray(value, dtype=variable.dtype))
-    return {"loaded": loaded, "missing": missing, "mismatched": mismatched, "unused": unused}
+    return {"loaded": loaded, "missing": missing, "mismatched": mismatched, "unused": unused,
+            "family": family}

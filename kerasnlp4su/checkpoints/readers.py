@@ -1,6 +1,7 @@
 """Readers that expose a checkpoint as `{official variable name: numpy array}`."""
 
 import os
+import re
 
 import numpy as np
 
@@ -52,8 +53,10 @@ class TF1CheckpointReader(CheckpointReader):
         except Exception as e:  # tf raises several error types for bad files
             raise ValueError(
                 f"cannot read TF checkpoint {path!r}: the .index or .data files are corrupt "
-                f"or truncated ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                f"or truncated ({type(e).__name__}: {_first_line(e)})"
             ) from e
+        # TF opens the index eagerly and the data lazily: check the data now.
+        _check_data_files(path)
         shapes = self._reader.get_variable_to_shape_map()
         self._shapes = {k: tuple(v) for k, v in shapes.items() if not is_training_state(k)}
 
@@ -69,7 +72,32 @@ class TF1CheckpointReader(CheckpointReader):
         except Exception as e:
             raise ValueError(
                 f"cannot read variable {name!r} from checkpoint {self.path!r}: the data file "
-                f"is corrupt or truncated ({type(e).__name__})") from e
+                f"is corrupt or truncated ({type(e).__name__}: {_first_line(e)})") from e
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+_DATA_FILE = re.compile(r"\.data-(\d+)-of-(\d+)$")
+
+
+def _check_data_files(prefix):
+    """Every `.data-i-of-n` shard next to the index must exist."""
+    directory, base = os.path.split(prefix)
+    shards = [f for f in os.listdir(directory or ".")
+              if f.startswith(base + ".data-") and _DATA_FILE.search(f[len(base):])]
+    if not shards:
+        raise FileNotFoundError(
+            f"TF checkpoint {prefix!r} has an index but no data file: expected "
+            f"{prefix + '.data-00000-of-00001'!r} next to {prefix + '.index'!r}")
+    count = int(_DATA_FILE.search(shards[0][len(base):]).group(2))
+    expected = [f"{base}.data-{i:05d}-of-{count:05d}" for i in range(count)]
+    absent = [f for f in expected if f not in shards]
+    if absent:
+        raise FileNotFoundError(f"TF checkpoint {prefix!r} is incomplete: data file(s) "
+                                f"{[os.path.join(directory, f) for f in absent]} not found")
 
 
 def resolve_tf1_checkpoint(path):
@@ -88,6 +116,11 @@ def resolve_tf1_checkpoint(path):
             latest = os.path.join(path, candidates[0])
         path = latest
     if not os.path.exists(path + ".index"):
+        if os.path.exists(path + ".index.bak"):
+            raise FileNotFoundError(
+                f"TF checkpoint {path!r} not found, but {path + '.index.bak'!r} is: a save was "
+                "interrupted. The previous complete checkpoint is in the '*.bak' files; rename "
+                "them back (drop '.bak') to restore it")
         raise FileNotFoundError(
             f"TF checkpoint {path!r} not found: expected the file {path + '.index'!r} "
             f"(pass the prefix, e.g. '.../bert_model.ckpt')")

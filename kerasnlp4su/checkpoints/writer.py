@@ -1,10 +1,13 @@
 """Write model weights as an official-format TF1 checkpoint, atomically."""
 
 import os
+import re
 import shutil
 import tempfile
 
 import numpy as np
+
+_DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}")
 
 
 def write_tf1_checkpoint(path, tensors):
@@ -42,19 +45,42 @@ def write_tf1_checkpoint(path, tensors):
     return path
 
 
+def _is_checkpoint_file(filename, prefix):
+    """`prefix.index` or one of its `prefix.data-i-of-n` shards (not `prefix.best.index`)."""
+    rest = filename[len(prefix):] if filename.startswith(prefix) else None
+    return rest == ".index" or (rest is not None and _DATA_SUFFIX.fullmatch(rest) is not None)
+
+
+def _fsync(path, directory=False):
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:
+        return  # e.g. directories cannot be opened on Windows
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _swap_into_place(staging, directory, prefix):
-    # The old .index goes first: without it no reader can pair the old index
-    # with new data files. Old files are kept as .bak until the new set is in.
+    # The new files are on disk before any old file moves. The old .index goes
+    # first: without it no reader can pair the old index with new data files.
+    # Old files are kept as .bak until the new set is in. Only this prefix's
+    # own files move: `model.ckpt.best.index` is another checkpoint.
+    new_files = sorted(os.listdir(staging), key=lambda f: f.endswith(".index"))
+    for filename in new_files:
+        _fsync(os.path.join(staging, filename))
     backups = []
-    old_files = sorted((f for f in os.listdir(directory)
-                        if f.startswith(prefix + ".") and not f.endswith(".bak")),
+    old_files = sorted((f for f in os.listdir(directory) if _is_checkpoint_file(f, prefix)),
                        key=lambda f: not f.endswith(".index"))
     for filename in old_files:
         target = os.path.join(directory, filename)
         os.replace(target, target + ".bak")
         backups.append(target + ".bak")
-    new_files = sorted(os.listdir(staging), key=lambda f: f.endswith(".index"))
     for filename in new_files:
         os.replace(os.path.join(staging, filename), os.path.join(directory, filename))
+    _fsync(directory, directory=True)
     for backup in backups:
         os.remove(backup)

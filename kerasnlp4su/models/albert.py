@@ -19,6 +19,7 @@ class ALBERT(BERT):
     """
 
     model_type = "albert"
+    checkpoint_families = ("albert",)
 
     def __init__(self, num_hidden_groups=1, inner_group_num=1, **kwargs):
         if num_hidden_groups != 1 or inner_group_num != 1:

@@ -13,6 +13,7 @@ class BERT(Transformer):
 
     official_gelu = "gelu_tanh"
     model_type = "bert"
+    checkpoint_families = ("bert",)
     prefix = "bert"
 
     def embedding_mapping(self):

@@ -1,6 +1,7 @@
 """`build_transformer_model`: config file + checkpoint -> Keras model in one call."""
 
 import json
+import numbers
 import os
 
 MODEL_REGISTRY = {}
@@ -29,28 +30,128 @@ def read_config(config_path):
 
 _REQUIRED = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
              "intermediate_size")
-_INTEGER_KEYS = _REQUIRED + ("max_position", "segment_vocab_size", "embedding_size")
+# Integer keys and their smallest valid value.
+_INTEGER_KEYS = {"vocab_size": 1, "hidden_size": 1, "num_hidden_layers": 0,
+                 "num_attention_heads": 1, "intermediate_size": 1, "max_position": 1,
+                 "segment_vocab_size": 0, "embedding_size": 1, "attention_head_size": 1,
+                 "attention_key_size": 1, "sequence_length": 1}
+# Official config key -> constructor argument, default.
+_OFFICIAL_KEYS = (("max_position_embeddings", "max_position", 512),
+                  ("hidden_dropout_prob", "dropout_rate", 0.0),
+                  ("attention_probs_dropout_prob", "attention_dropout_rate", 0.0),
+                  ("type_vocab_size", "segment_vocab_size", 2))
+_RATE_KEYS = ("dropout_rate", "attention_dropout_rate")
+# Head switches: a bool, or the name of the head's activation.
+_HEAD_KEYS = ("with_pool", "with_nsp", "with_mlm", "with_discriminator")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def normalize_config(config, source="config"):
-    """Translate official config keys to constructor arguments and validate types."""
+    """Translate official config keys to constructor arguments and validate them.
+
+    Every error names `source` (the config file) and the offending key:
+    missing required keys, integers given as strings or floats, negative or
+    zero sizes, dropout rates outside [0, 1), unknown activations,
+    `keep_tokens` ids outside the checkpoint's vocabulary. Keys the models do
+    not use (official configs carry e.g. `directionality`) are ignored, as in
+    bert4keras.
+    """
     config = dict(config)
-    config.setdefault("max_position", config.pop("max_position_embeddings", 512))
-    config.setdefault("dropout_rate", config.pop("hidden_dropout_prob", 0.0))
-    config.setdefault("attention_dropout_rate", config.pop("attention_probs_dropout_prob", 0.0))
-    config.setdefault("segment_vocab_size", config.pop("type_vocab_size", 2))
+    names = {}  # constructor argument -> the key the config used, for messages
+    for official, ours, default in _OFFICIAL_KEYS:
+        value = config.pop(official, None)
+        if config.get(ours) is None:  # a JSON null means "not given"
+            if value is not None:
+                names[ours] = official
+            config[ours] = default if value is None else value
+
+    def key_name(key):
+        return f"{names[key]!r} ({key})" if key in names else repr(key)
+
     missing = [key for key in _REQUIRED if config.get(key) is None]
     if missing:
         raise ValueError(f"{source} is missing required key(s) {missing}")
-    for key in _INTEGER_KEYS:
+    for key, smallest in _INTEGER_KEYS.items():
         value = config.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{source}: {key!r} must be a non-negative integer, got {value!r}")
-    if config["num_attention_heads"] == 0 or config["hidden_size"] == 0:
-        raise ValueError(f"{source}: hidden_size and num_attention_heads must be positive")
+        if not _is_int(value) or value < smallest:
+            kind = "a non-negative integer" if smallest == 0 else "a positive integer"
+            raise ValueError(f"{source}: {key_name(key)} must be {kind}, got {value!r}")
+    for key in _RATE_KEYS:
+        value = config.get(key)
+        if value is None:
+            continue
+        if not _is_number(value) or not 0 <= value < 1:
+            raise ValueError(f"{source}: {key_name(key)} must be a dropout rate in [0, 1), "
+                             f"got {value!r}")
+    value = config.get("initializer_range")
+    if value is not None and (not _is_number(value) or value <= 0):
+        raise ValueError(f"{source}: 'initializer_range' must be a positive number, got {value!r}")
+    act = config.get("hidden_act", "gelu")
+    if not (isinstance(act, str) or callable(act)):
+        raise ValueError(f"{source}: 'hidden_act' must be an activation name such as "
+                         f"'gelu', got {act!r}")
+    _check_activation(source, "hidden_act", act)
+    for key in _HEAD_KEYS:
+        value = config.get(key)
+        if value is None or isinstance(value, bool) or callable(value):
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{source}: {key!r} must be True/False or an activation name, "
+                             f"got {value!r}")
+        _check_activation(source, key, value)
+    _check_token_ids(source, config)
     return config
+
+
+def _check_activation(source, key, name):
+    from kerasnlp4su.backend import get_activation
+
+    if name == "gelu":
+        return  # each model resolves plain 'gelu' to its official form
+    try:
+        get_activation(name)
+    except ValueError as e:
+        raise ValueError(f"{source}: {key}={name!r}: {e}") from None
+
+
+def _check_token_ids(source, config):
+    """`keep_tokens` / `compound_tokens` must index the checkpoint's vocabulary."""
+    vocab_size = config["vocab_size"]
+    for key in ("keep_tokens", "compound_tokens"):
+        value = config.get(key)
+        if value is None:
+            continue
+        groups = value if key == "compound_tokens" else [value]
+        try:
+            ids = [i for group in groups for i in group]
+        except TypeError:
+            raise ValueError(f"{source}: {key!r} must be a list of token ids"
+                             f"{' lists' if key == 'compound_tokens' else ''}, got {value!r}") from None
+        if key == "compound_tokens" and any(len(group) == 0 for group in groups):
+            raise ValueError(f"{source}: every 'compound_tokens' entry needs at least one id")
+        bad = [i for i in ids if not _is_int(i) or not 0 <= int(i) < vocab_size]
+        if bad:
+            raise ValueError(f"{source}: {key!r} holds ids outside the checkpoint vocabulary "
+                             f"[0, {vocab_size}): {bad[:5]}")
+
+
+def get_model_class(model):
+    """The `Transformer` subclass registered as `model` (a class passes through)."""
+    if not isinstance(model, str):
+        return model
+    key = model.lower()
+    if key not in MODEL_REGISTRY:
+        raise ValueError(f"unknown model {model!r}; known models: {sorted(MODEL_REGISTRY)}")
+    return MODEL_REGISTRY[key]
 
 
 def build_transformer_model(config_path=None, checkpoint_path=None, model="bert",
@@ -78,13 +179,9 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
     config.update(kwargs)
     source = f"config {config_path!r}" if config_path else "model arguments"
     config = normalize_config(config, source)
-    if isinstance(model, str):
-        key = model.lower()
-        if key not in MODEL_REGISTRY:
-            raise ValueError(f"unknown model {model!r}; known models: {sorted(MODEL_REGISTRY)}")
-        model_cls = MODEL_REGISTRY[key]
-    else:
-        model_cls = model
+    model_cls = get_model_class(model)
+    if not isinstance(application, str):
+        raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
     application = application.lower()
     transformer = model_cls(application=application, **config)
     transformer.build()

@@ -22,6 +22,7 @@ class ELECTRA(BERT):
 
     official_gelu = "gelu_erf"
     model_type = "electra"
+    checkpoint_families = ("electra",)
     prefix = "electra"
 
     def __init__(self, with_discriminator=False, **kwargs):
@@ -68,6 +69,7 @@ class ELECTRAGenerator(ELECTRA):
     """
 
     model_type = "electra_generator"
+    checkpoint_families = ("electra", "electra_generator")
     prefix = "generator"
 
     def __init__(self, generator_hidden_size=None, with_mlm=True, **kwargs):

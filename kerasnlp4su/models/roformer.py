@@ -19,6 +19,7 @@ class RoFormer(BERT):
     official_gelu = "gelu_erf"
     position_encoding = "rotary"
     model_type = "roformer"
+    checkpoint_families = ("roformer",)
 
 
 class RoFormerV2(RoFormer):
@@ -31,6 +32,7 @@ class RoFormerV2(RoFormer):
     """
 
     model_type = "roformer_v2"
+    checkpoint_families = ("roformer_v2",)
     use_bias = False
     layer_norm_kwargs = {"epsilon": 1e-7, "center": False, "scale": False, "zero_mean": False}
 

@@ -48,6 +48,10 @@ class Transformer:
     use_bias = True
     layer_norm_kwargs = {"epsilon": 1e-12}
     model_type = "transformer"
+    #: checkpoint families (`kerasnlp4su.checkpoints.loader.checkpoint_family`)
+    #: this model reads; loading another family's checkpoint is an error even
+    #: if every variable is found. `None` (custom models) skips the check.
+    checkpoint_families = None
 
     def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
                  intermediate_size, hidden_act="gelu", dropout_rate=0.0,
@@ -83,6 +87,11 @@ class Transformer:
         self.max_position = int(max_position)
         self.segment_vocab_size = int(segment_vocab_size)
         self.sequence_length = sequence_length
+        if self.position_encoding == "learned" and sequence_length is not None \
+                and sequence_length > self.max_position:
+            raise ValueError(
+                f"sequence_length {sequence_length} exceeds max_position {self.max_position} "
+                f"(the {self.model_type} position table has {self.max_position} rows)")
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
         self.initializer_range = float(initializer_range)
@@ -377,7 +386,8 @@ class Transformer:
         for name in self.embedding_variables():
             transforms[name] = _chain(transforms.get(name), self.select_tokens)
         return _load(self.model, reader, self.variable_mapping(), transforms,
-                     self.optional_variables(), strict, self.model_type)
+                     self.optional_variables(), strict, self.model_type,
+                     self.checkpoint_families)
 
     def select_tokens(self, table):
         """Apply `keep_tokens` / `compound_tokens` to a vocabulary-indexed array."""
@@ -422,10 +432,11 @@ def _chain(first, second):
     return lambda value: second(first(value))
 
 
-def _load(model, reader, mapping, transforms, optional, strict, model_type):
+def _load(model, reader, mapping, transforms, optional, strict, model_type, families=None):
     from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
 
-    return load_checkpoint_weights(model, reader, mapping, transforms, optional, strict, model_type)
+    return load_checkpoint_weights(model, reader, mapping, transforms, optional, strict,
+                                   model_type, families)
 
 
 def dense_names(keras_path, official_path, use_bias=True):

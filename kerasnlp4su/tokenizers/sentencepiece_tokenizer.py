@@ -32,7 +32,13 @@ class SpTokenizer(TokenizerBase):
                 "SentencePiece model not found: %s" % sp_model_path
             )
         self.sp_model = spm.SentencePieceProcessor()
-        self.sp_model.Load(sp_model_path)
+        try:
+            self.sp_model.Load(sp_model_path)
+        except (OSError, RuntimeError) as e:
+            raise ValueError(
+                "cannot read SentencePiece model %r: not a valid (or a truncated) "
+                ".model file (%s)" % (sp_model_path, str(e).strip().splitlines()[0] if str(e) else "")
+            ) from e
         self._vocab_size = self.sp_model.get_piece_size()
         # Models trained with pad_id=-1 have no padding piece.
         pad_id = self.sp_model.pad_id()
