@@ -13,6 +13,10 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
 
     Only the first whitespace-separated field of a line is used, so
     ``token<TAB>count`` files work too; a blank line is the token ``""``.
+    A leading byte-order mark is dropped. Errors name the file and line: a
+    missing or empty file, bytes that are not valid ``encoding`` (pass e.g.
+    ``encoding="gbk"``), and duplicate tokens (which would shift every later
+    id off its embedding row).
 
     With ``simplified=True`` tokens that the tokenizer can never produce
     (multi-character tokens containing CJK characters or punctuation, e.g.
@@ -31,7 +35,11 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
         with open(dict_path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise FileNotFoundError("vocabulary file not found: %s" % dict_path)
+        raise FileNotFoundError("vocabulary file not found: %s" % dict_path) from None
+    except IsADirectoryError:
+        raise IsADirectoryError(
+            "vocabulary path %s is a directory; pass the vocab.txt file in it" % dict_path
+        ) from None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -40,10 +48,16 @@ def load_vocab(dict_path, encoding="utf-8", simplified=False, startswith=None):
             "%s, line %d: cannot decode as %s (%s); pass encoding=..."
             % (dict_path, line, encoding, e.reason)
         ) from None
+    if text.startswith("\ufeff"):
+        # A byte-order mark (vocabularies saved by Windows editors) is not
+        # part of the first token: kept, "[PAD]" would silently become unknown.
+        text = text[1:]
     # Universal newlines, as iterating a text-mode file does.
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
+    if not lines:
+        raise ValueError("vocabulary file %s is empty" % dict_path)
 
     token_dict, first_line = {}, {}
     for lineno, line in enumerate(lines, 1):
