@@ -6,7 +6,8 @@ bert4keras decoder subclass runs after changing its imports.
 `Seq2SeqDecoder` (UniLM) and `LMDecoder` are ready-made decoders for a
 `Transformer` builder that feed only the new token each step, keeping the
 keys/values of earlier tokens in a cache. `Trie` restricts generation to a
-fixed set of token-id sequences.
+fixed set of token-id sequences. `ViterbiDecoder` (CRF tag paths) lives in
+`kerasnlp4su.viterbi` and is re-exported here.
 
 Differences from bert4keras 0.11.5 (all deliberate):
 
@@ -29,10 +30,11 @@ import keras
 import numpy as np
 
 from kerasnlp4su.backend import no_grad
+from kerasnlp4su.viterbi import ViterbiDecoder
 
 __all__ = [
     "AutoRegressiveDecoder", "LMDecoder", "LastToken", "Seq2SeqDecoder", "Trie",
-    "softmax", "top_k_top_p_filter",
+    "ViterbiDecoder", "softmax", "top_k_top_p_filter",
 ]
 
 

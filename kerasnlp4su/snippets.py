@@ -416,3 +416,18 @@ def _pydataset_class():
 
         _PYDATASET_CLASS = DataGeneratorPyDataset
     return _PYDATASET_CLASS
+
+
+# bert4keras kept its decoders in `snippets`; here they live in
+# `kerasnlp4su.decoding` and `kerasnlp4su.viterbi` and resolve lazily, so
+# `from kerasnlp4su.snippets import AutoRegressiveDecoder` keeps working
+# while importing this module stays Keras-free.
+_MOVED = {"AutoRegressiveDecoder": "kerasnlp4su.decoding", "ViterbiDecoder": "kerasnlp4su.viterbi"}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -437,3 +437,13 @@ def test_last_token_layer_serializes():
     assert isinstance(layer, LastToken)
     out = layer(np.arange(6.0).reshape(1, 3, 2))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), [[4.0, 5.0]])
+
+
+def test_bert4keras_import_paths():
+    # bert4keras users import the decoders from `snippets`.
+    from kerasnlp4su import decoding, snippets, viterbi
+
+    assert snippets.AutoRegressiveDecoder is AutoRegressiveDecoder
+    assert snippets.ViterbiDecoder is viterbi.ViterbiDecoder is decoding.ViterbiDecoder
+    with pytest.raises(AttributeError):
+        snippets.NoSuchHelper  # noqa: B018

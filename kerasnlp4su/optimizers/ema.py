@@ -21,6 +21,11 @@ def extend_with_exponential_moving_average(base):
     did): the raw weights stay in place until you call `apply_ema_weights()`.
     Set `swap_on_fit_end=True` for Keras's behaviour.
 
+    Combined with gradient accumulation (`grad_accum_steps=k`), the average
+    moves on every micro-batch, as in Keras and bert4keras, and the weights
+    only on every k-th: per weight update its effective momentum is
+    `ema_momentum ** k`.
+
     Example:
     >>> AdamEMA = extend_with_exponential_moving_average(keras.optimizers.Adam)
     >>> opt = AdamEMA(learning_rate=1e-4, ema_momentum=0.999)
