@@ -130,9 +130,11 @@ def test_entropy_invariant_counts_visible_keys_per_query(rotary):
     np.testing.assert_allclose(to_np(causal(X[:, :3])), to_np(causal(X))[:, :3], atol=1e-5)
 
 
-@pytest.mark.parametrize("kind,scale", [("softmax", "entropy_invariant"), ("linear", "standard")])
-def test_causal_kv_cache_equals_full_pass(kind, scale):
-    layer = make_layer(attention_type=kind, causal=True, scale=scale, position_encoding="rotary")
+@pytest.mark.parametrize("kind,scale,chunk", [("softmax", "entropy_invariant", 64),
+                                              ("linear", "standard", 64), ("linear", "standard", 2)])
+def test_causal_kv_cache_equals_full_pass(kind, scale, chunk):
+    layer = make_layer(attention_type=kind, causal=True, scale=scale, position_encoding="rotary",
+                       linear_chunk_size=chunk)
     full = to_np(layer(X))
     out, cache = layer(X[:, :3], cache=(np.zeros((2, 0, 2, 4), "float32"),) * 2)
     pieces = [to_np(out)]
@@ -151,10 +153,11 @@ def test_linear_attention_rejects_entropy_invariant_scale():
         MultiHeadAttention(2, 4, attention_type="linear", scale="entropy_invariant")
 
 
-@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("causal,chunk", [(False, 64), (True, 64), (True, 4), (True, 1)])
 @pytest.mark.parametrize("rotary", [False, True])
-def test_linear_attention_matches_reference(causal, rotary):
-    layer = make_layer(attention_type="linear", causal=causal,
+def test_linear_attention_matches_reference(causal, chunk, rotary):
+    # Chunks of 4 over 6 tokens: one full chunk, one padded, state carried across.
+    layer = make_layer(attention_type="linear", causal=causal, linear_chunk_size=chunk,
                        position_encoding="rotary" if rotary else None)
     out = to_np(layer(X, padding_mask=KEEP))
     ref = numpy_attention(layer, X, KEEP, kind="linear", causal=causal, rotary=rotary)
@@ -223,9 +226,9 @@ def test_attention_layers_serialize(tmp_path):
     x = keras.layers.Embedding(20, 8)(ids)
     bias = AttentionMask("lm")(ids)
     y = MultiHeadAttention(2, 4, position_encoding="rotary", scale="entropy_invariant")(x, attention_mask=bias)
-    z = MultiHeadAttention(2, 4, attention_type="linear", causal=True)(y)
+    z = MultiHeadAttention(2, 4, attention_type="linear", causal=True, linear_chunk_size=3)(y)
     model = keras.Model(ids, z)
-    data = np.array([[3, 4, 5, 0]])
+    data = np.array([[3, 4, 5, 0, 6, 7, 0]])  # 7 tokens: chunks of 3 with padding
     model.save(tmp_path / "a.keras")
     restored = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
     np.testing.assert_allclose(restored.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)

@@ -36,8 +36,9 @@ class MultiHeadAttention(keras.layers.Layer):
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
     the `elu + 1` feature map (RoPE applied before it); it honours
-    `padding_mask`, `causal=True` (prefix sums of `k v^T`) and a KV cache,
-    but not arbitrary additive biases. Its output is normalised by the sum
+    `padding_mask`, `causal=True` (prefix sums of `k v^T`, computed in
+    chunks of `linear_chunk_size` tokens so memory stays O(n)) and a KV
+    cache, but not arbitrary additive biases. Its output is normalised by the sum
     of the feature-map scores, so a score scale would cancel: linear
     attention accepts `scale='standard'` or `'none'` only.
 
@@ -62,7 +63,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def __init__(self, heads, head_size, out_dim=None, key_size=None, use_bias=True,
                  scale="standard", attention_dropout=0.0, position_encoding=None,
                  attention_type="softmax", causal=False, kernel_initializer="glorot_uniform",
-                 **kwargs):
+                 linear_chunk_size=64, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
         if attention_type not in ATTENTION_TYPES:
@@ -85,6 +86,9 @@ class MultiHeadAttention(keras.layers.Layer):
         self.position_encoding = position_encoding
         self.attention_type = attention_type
         self.causal = bool(causal)
+        self.linear_chunk_size = int(linear_chunk_size)
+        if self.linear_chunk_size < 1:
+            raise ValueError(f"linear_chunk_size must be >= 1, got {linear_chunk_size}")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.dropout = keras.layers.Dropout(self.attention_dropout)
         self.rotary = RotaryEmbedding() if position_encoding == "rotary" else None
@@ -190,17 +194,15 @@ class MultiHeadAttention(keras.layers.Layer):
         if padding_mask is not None:
             kf = kf * ops.cast(padding_mask, "float32")[:, :, None, None]
         if self.causal:
-            # Prefix sums of k v^T keep memory O(n d^2) instead of O(n^2).
-            kv = ops.cumsum(ops.einsum("bkhd,bkhe->bkhde", kf, v), axis=1)
-            z = ops.cumsum(kf, axis=1)
-            q_len = ops.shape(qf)[1]
+            prefix = None
             if not (isinstance(offset, int) and offset == 0):
-                # With a KV cache the queries are the last q_len positions:
-                # query i sees the cached keys and the new keys up to i.
-                k_len = ops.shape(kf)[1]
-                kv, z = kv[:, k_len - q_len:], z[:, k_len - q_len:]
-            num = ops.einsum("bqhd,bqhde->bqhe", qf, kv)
-            den = ops.einsum("bqhd,bqhd->bqh", qf, z)
+                # With a KV cache the queries are the last q_len keys; the
+                # cached keys enter as one summed state.
+                start = ops.shape(kf)[1] - ops.shape(qf)[1]
+                prefix = (ops.einsum("bkhd,bkhe->bhde", kf[:, :start], v[:, :start]),
+                          ops.sum(kf[:, :start], axis=1))
+                kf, v = kf[:, start:], v[:, start:]
+            num, den = self._causal_linear(qf, kf, v, prefix)
         else:
             kv = ops.einsum("bkhd,bkhe->bhde", kf, v)
             z = ops.sum(kf, axis=1)
@@ -208,6 +210,52 @@ class MultiHeadAttention(keras.layers.Layer):
             den = ops.einsum("bqhd,bhd->bqh", qf, z)
         o = num / (den[..., None] + 1e-6)
         return ops.cast(o, dtype)
+
+    def _causal_linear(self, qf, kf, v, prefix=None):
+        """Causal numerator and denominator, computed chunk by chunk.
+
+        Position i needs `sum_{j<=i} phi(k_j) v_j^T`. Materialising that
+        prefix sum for every position costs O(n d^2) memory; instead the
+        sequence is cut into chunks of `linear_chunk_size` tokens: keys of
+        earlier chunks act through one running `(d, d)` state per chunk
+        (an exclusive prefix sum over chunks) and keys of the same chunk
+        through a masked `chunk x chunk` score block. Memory is
+        O(n * chunk + n / chunk * d^2), time O(n * (chunk + d) * d).
+        """
+        n = ops.shape(qf)[1]
+        size = self.linear_chunk_size
+        if isinstance(n, int):
+            size = max(1, min(size, n))
+        pad = (-n) % size
+        if not (isinstance(pad, int) and pad == 0):
+            widths = [[0, 0], [0, pad], [0, 0], [0, 0]]
+            qf, kf, v = (ops.pad(t, widths) for t in (qf, kf, v))
+
+        def chunks(t):
+            return ops.reshape(t, (ops.shape(t)[0], -1, size) + tuple(t.shape[2:]))
+
+        qc, kc, vc = chunks(qf), chunks(kf), chunks(v)  # (batch, chunks, size, heads, d)
+
+        def exclusive_cumsum(t):
+            total = ops.cumsum(t, axis=1)
+            return ops.concatenate([ops.zeros_like(total[:, :1]), total[:, :-1]], axis=1)
+
+        state = exclusive_cumsum(ops.einsum("bmchd,bmche->bmhde", kc, vc))
+        z_state = exclusive_cumsum(ops.sum(kc, axis=2))
+        if prefix is not None:
+            state = state + prefix[0][:, None]
+            z_state = z_state + prefix[1][:, None]
+        num = ops.einsum("bmchd,bmhde->bmche", qc, state)
+        den = ops.einsum("bmchd,bmhd->bmch", qc, z_state)
+        scores = ops.einsum("bmchd,bmkhd->bmhck", qc, kc)
+        idx = ops.arange(size)
+        scores = ops.where(idx[:, None] >= idx[None, :], scores, 0.0)
+        num = num + ops.einsum("bmhck,bmkhe->bmche", scores, vc)
+        den = den + ops.transpose(ops.sum(scores, axis=-1), (0, 1, 3, 2))
+        batch = ops.shape(qf)[0]
+        num = ops.reshape(num, (batch, -1) + tuple(num.shape[3:]))[:, :n]
+        den = ops.reshape(den, (batch, -1, den.shape[-1]))[:, :n]
+        return num, den
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)):
@@ -231,5 +279,6 @@ class MultiHeadAttention(keras.layers.Layer):
             "position_encoding": self.position_encoding,
             "attention_type": self.attention_type,
             "causal": self.causal,
+            "linear_chunk_size": self.linear_chunk_size,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }
