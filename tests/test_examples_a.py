@@ -213,3 +213,50 @@ def test_gplinker_fast_run(gplinker):
     metrics, seconds = timed_main(gplinker, ["--fast"])
     check_metrics(metrics, ["f1", "precision", "recall"])
     assert seconds < 60
+
+
+def test_quickstart_fast_run():
+    metrics, seconds = timed_main(load_example("quickstart"), ["--fast"])
+    check_metrics(metrics, ["accuracy"])
+    assert metrics["reload_identical"] is True
+    assert seconds < 60
+
+
+# --------------------------------------------------------- every example
+EXAMPLE_NAMES = sorted(name[:-3] for name in os.listdir(EXAMPLES) if name.endswith(".py"))
+# Where each example's own run is tested (fast mode, or the JSON run of the
+# distributed example); a new example must be added here and get a test.
+RUN_BY = {
+    "quickstart": "test_examples_a.py::test_quickstart_fast_run",
+    "classification_tiger": "test_examples_a.py::test_classification_tiger_fast_run",
+    "ner_globalpointer": "test_examples_a.py::test_ner_globalpointer_fast_run",
+    "relation_extraction_gplinker": "test_examples_a.py::test_gplinker_fast_run",
+    "sentence_embeddings": "test_examples_b.py::test_sentence_embeddings_official_checkpoint_path",
+    "bert_whitening": "test_examples_b.py::test_bert_whitening_main",
+    "simcse": "test_examples_b.py::test_simcse_main",
+    "mlm_gibbs": "test_examples_b.py::test_mlm_gibbs_main",
+    "seq2seq_unilm": "test_examples_b.py::test_seq2seq_unilm_main",
+    "distributed_training": "test_distributed.py::test_two_device_data_parallel_matches_single_device",
+}
+
+
+def test_every_example_has_a_run_test_and_a_readme_entry():
+    assert set(EXAMPLE_NAMES) == set(RUN_BY)
+    for name, where in RUN_BY.items():
+        path, test = where.split("::")
+        with open(os.path.join(HERE, path), encoding="utf-8") as f:
+            assert f"def {test}(" in f.read(), where
+    with open(os.path.join(EXAMPLES, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    for name in EXAMPLE_NAMES:
+        assert f"examples/{name}.py" in readme, name
+    for data in os.listdir(os.path.join(EXAMPLES, "data")):
+        assert data in readme, data
+
+
+@pytest.mark.parametrize("name", EXAMPLE_NAMES)
+def test_every_example_accepts_an_official_release(name):
+    # --config/--checkpoint/--vocab point any example at a real release.
+    args = load_example(name).parse_args(["--config", "c.json", "--checkpoint", "m.ckpt",
+                                          "--vocab", "v.txt"])
+    assert (args.config, args.checkpoint, args.vocab) == ("c.json", "m.ckpt", "v.txt")

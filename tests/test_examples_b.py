@@ -127,6 +127,17 @@ def test_minilm_sentence_embeddings_rank_sts_pairs(embeddings, minilm):
     assert 0.5 < metrics["top_similarity"][0] <= 1.0 + 1e-6
 
 
+def test_sentence_embeddings_official_checkpoint_path(embeddings):
+    # The same run on an official TF1 release (here the tiny random one):
+    # the ranking is meaningless, the path through --config/--checkpoint/--vocab is not.
+    metrics = embeddings.main(["--fast", "--model-dir", "", "--top", "3",
+                               "--config", os.path.join(TINY, "bert_config.json"),
+                               "--checkpoint", os.path.join(TINY, "bert_model.ckpt"),
+                               "--vocab", os.path.join(TINY, "vocab.txt")])
+    assert is_correlation(metrics["spearman"])
+    assert len(metrics["top"]) == 3 and all(-1.0 - 1e-6 <= s <= 1.0 + 1e-6 for s in metrics["top_similarity"])
+
+
 # --------------------------------------------------------------------- SimCSE
 def test_simcse_loss_matches_hand_computation(simcse):
     import keras

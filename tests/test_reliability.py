@@ -463,3 +463,63 @@ def test_interrupted_hf_export_keeps_the_previous_files(tmp_path, monkeypatch):
     assert {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)} == before
     if os.name == "posix":
         assert stat.S_IMODE(os.stat(tmp_path / "model.safetensors").st_mode) & 0o044
+
+
+# ------------------------------------------------------------------ ids out of range
+@pytest.mark.parametrize("token_ids,segment_ids,message", [
+    ([[2, 5000, 3]], [[0, 0, 0]], r"Embedding-Token: id 5000 is out of range: ids must lie in "
+                                  r"\[0, 2646\); does the tokenizer's vocabulary"),
+    # Keras would wrap -1 around to the last row: a silently wrong result.
+    ([[2, -1, 3]], [[0, 0, 0]], r"Embedding-Token: id -1 is out of range"),
+    ([[2, 5, 3]], [[0, 2, 0]], r"Embedding-Segment: id 2 is out of range: ids must lie in \[0, 2\)"),
+])
+def test_ids_outside_the_vocabulary_are_an_error(token_ids, segment_ids, message):
+    model = build_transformer_model(CONFIG, CKPT)
+    inputs = [np.array(token_ids), np.array(segment_ids)]
+    with pytest.raises(ValueError, match=message):
+        model(inputs)
+    if keras.backend.backend() == "tensorflow":
+        # Inside predict's graph the same check runs as an assertion.
+        with pytest.raises(tf.errors.InvalidArgumentError,
+                           match=message.split(": id")[0] + ": ids must lie in"):
+            build_transformer_model(CONFIG, CKPT).predict(inputs, verbose=0)
+    assert model([np.array([[2, 2645, 3]]), np.array([[0, 1, 0]])]).shape == (1, 3, 64)
+
+
+def test_segment_free_models(ckpt):
+    # segment_vocab_size=0: one input (token ids), no segment embedding; loading
+    # an official checkpoint leaves its token_type table unused.
+    config_path, path = ckpt("bert")
+    t = build_transformer_model(config_path, path, segment_vocab_size=0, return_keras_model=False)
+    assert len(t.model.inputs) == 1
+    ids = np.array([[2, 11, 12, 3, 0]])
+    full = build_transformer_model(config_path, path)
+    full.get_layer("Embedding-Segment").embeddings.assign(np.zeros((2, 32), "float32"))
+    np.testing.assert_allclose(t.model.predict(ids, verbose=0),
+                               full.predict([ids, np.zeros_like(ids)], verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match=r"application='unilm' needs segment ids"):
+        build_transformer_model(config_path, segment_vocab_size=0, application="unilm")
+
+
+def test_start_and_end_tokens_must_be_in_the_vocabulary():
+    # With [UNK] in the vocabulary a missing [CLS] would silently encode as [UNK].
+    vocab = {"[PAD]": 0, "[UNK]": 1, "[SEP]": 2, "a": 3}
+    with pytest.raises(ValueError, match=r"token_start '\[CLS\]' is not in the vocabulary"):
+        Tokenizer(vocab)
+    with pytest.raises(ValueError, match=r"token_end '</s>' is not in the vocabulary"):
+        Tokenizer(vocab, token_start=None, token_end="</s>")
+    assert Tokenizer(vocab, token_start=None).encode("a") == ([3, 2], [0, 0])
+
+
+def test_sentencepiece_start_and_end_must_be_pieces(tmp_path):
+    spm = pytest.importorskip("sentencepiece")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(["hello world keras model"] * 50), encoding="utf-8")
+    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(tmp_path / "sp"),
+                                   vocab_size=16, minloglevel=2)
+    model = str(tmp_path / "sp.model")
+    with pytest.raises(ValueError, match=r"token_start '\[CLS\]' is not a piece of .*sp\.model"):
+        SpTokenizer(model)
+    tk = SpTokenizer(model, token_start=None, token_end="</s>")
+    ids, _ = tk.encode("hello")
+    assert ids[-1] == tk.sp_model.eos_id() and tk.decode(ids) == "hello"

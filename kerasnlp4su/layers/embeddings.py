@@ -4,6 +4,51 @@ import keras
 from keras import ops
 
 
+def check_ids_in_range(layer_name, ids, input_dim):
+    """Fail loudly on ids outside `[0, input_dim)` instead of reading a wrong row.
+
+    Keras wraps negative ids around (-1 reads the last row) and accelerators
+    read zeros past the end, both silently; a vocabulary that does not match
+    the checkpoint is the usual cause. Concrete tensors are checked here; in
+    a TensorFlow graph an assertion runs before the lookup. (XLA-compiled
+    code, `jit_compile=True` or a JAX `jit`, cannot raise: ids are not
+    checked there; JAX's lookup then gives NaN.) Returns `ids`.
+    """
+    message = (f"{layer_name}: ids must lie in [0, {input_dim}); does the tokenizer's "
+               "vocabulary (or segment ids) match the model's vocab_size?")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if not tf.executing_eagerly():
+            # The lookup must wait for the assertions, or it fails first.
+            ids = tf.convert_to_tensor(ids)
+            checks = [tf.debugging.assert_non_negative(ids, message=message),
+                      tf.debugging.assert_less(ids, tf.cast(input_dim, ids.dtype),
+                                               message=message)]
+            with tf.control_dependencies(checks):
+                return tf.identity(ids)
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        if isinstance(ids, jax.core.Tracer):
+            return ids
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if not isinstance(ids, torch.Tensor) or ids.numel() == 0:
+            return ids
+        low, high = int(ids.min()), int(ids.max())
+    else:
+        values = ops.convert_to_numpy(ids)
+        if values.size == 0:
+            return ids
+        low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= input_dim:
+        bad = low if low < 0 else high
+        raise ValueError(message.replace("ids must", f"id {bad} is out of range: ids must"))
+    return ids
+
+
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
 class Embedding(keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project back onto the vocabulary.
@@ -25,7 +70,7 @@ class Embedding(keras.layers.Embedding):
             return ops.matmul(inputs, ops.transpose(kernel))
         if mode != "embedding":
             raise ValueError(f"{self.name}: mode must be 'embedding' or 'dense', got {mode!r}")
-        return super().call(inputs)
+        return super().call(check_ids_in_range(self.name, inputs, self.input_dim))
 
     def compute_mask(self, inputs, mask=None, mode="embedding"):
         if mode == "dense":

@@ -174,6 +174,14 @@ class Tokenizer(TokenizerBase):
         for name in ("pad", "unk", "mask", "start", "end"):
             token = getattr(self, "_token_%s" % name)
             setattr(self, "_token_%s_id" % name, token_dict.get(token))
+        for name in ("start", "end"):
+            token = getattr(self, "_token_%s" % name)
+            if token is not None and token not in token_dict:
+                # It would silently become [UNK] at the start/end of every text.
+                raise ValueError(
+                    "token_%s %r is not in the vocabulary; pass the vocabulary's own "
+                    "%s token, or token_%s=None for none" % (name, token, name, name)
+                )
 
         if engine not in ("auto", "hf", "python"):
             raise ValueError("engine must be 'auto', 'hf' or 'python'")
@@ -191,7 +199,7 @@ class Tokenizer(TokenizerBase):
             )
             self._unsafe = _hf_engine.unsafe_pattern(self._do_lower_case)
 
-    def _ids_many(self, texts):
+    def _vectorizer(self, texts):
         # The numpy batch path reproduces the reference ids exactly, but has
         # no token strings, so it cannot apply token_translate/pre_tokenize.
         if self.engine == "python" or self._token_translate or len(texts) < 2:
@@ -200,7 +208,20 @@ class Tokenizer(TokenizerBase):
             from kerasnlp4su.tokenizers._vectorized import VectorizedWordPiece
 
             self._vectorized = VectorizedWordPiece(self)
-        return self._vectorized.encode_ids(texts)
+        return self._vectorized
+
+    def _ids_many(self, texts):
+        vectorized = self._vectorizer(texts)
+        return None if vectorized is None else vectorized.encode_ids(texts)
+
+    def _encode_many(self, texts, maxlen, truncate_from):
+        vectorized = self._vectorizer(texts)
+        if vectorized is None:
+            return None
+        start, end = self._token_start, self._token_end
+        start = None if start is None else self.token_to_id(start)
+        end = None if end is None else self.token_to_id(end)
+        return vectorized.encode_batch(texts, start, end, maxlen, truncate_from)
 
     def _hf_unavailable_reason(self):
         try:
