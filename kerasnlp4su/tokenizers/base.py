@@ -170,6 +170,20 @@ class TokenizerBase:
         _pop_many(second_sequence, pop_index, counts[0])
         _pop_many(first_sequence, pop_index, counts[1])
 
+    def _check_ends_known(self, is_known, where, hint=""):
+        """Refuse a start/end token the vocabulary lacks.
+
+        It would otherwise silently become the unknown token at the start or
+        end of every text. ``where`` completes "is not ..." in the message.
+        """
+        for name in ("start", "end"):
+            token = getattr(self, "_token_%s" % name)
+            if token is not None and not is_known(token):
+                raise ValueError(
+                    "token_%s %r is not %s; pass the vocabulary's own %s token%s, "
+                    "or token_%s=None for none" % (name, token, where, name, hint, name)
+                )
+
     def _check_maxlen(self, maxlen, paired=False, pattern="S*E*E"):
         """``maxlen`` must leave room for the start/end tokens it keeps.
 

@@ -50,15 +50,10 @@ class SpTokenizer(TokenizerBase):
             token = getattr(self, "_token_%s" % name)
             token_id = None if token is None else self.sp_model.piece_to_id(token)
             setattr(self, "_token_%s_id" % name, token_id)
-        for name in ("start", "end"):
-            token = getattr(self, "_token_%s" % name)
-            if token is not None and token != self._token_unk and \
-                    getattr(self, "_token_%s_id" % name) == self.sp_model.unk_id():
-                raise ValueError(
-                    "token_%s %r is not a piece of %s; pass the model's own %s piece "
-                    "(e.g. token_end='</s>' for T5), or token_%s=None for none"
-                    % (name, token, sp_model_path, name, name)
-                )
+        self._check_ends_known(
+            lambda token: token == self._token_unk
+            or self.sp_model.piece_to_id(token) != self.sp_model.unk_id(),
+            "a piece of %s" % sp_model_path, hint=" (e.g. token_end='</s>' for T5)")
 
     def token_to_id(self, token):
         return self.sp_model.piece_to_id(token)

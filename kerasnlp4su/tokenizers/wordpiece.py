@@ -174,14 +174,7 @@ class Tokenizer(TokenizerBase):
         for name in ("pad", "unk", "mask", "start", "end"):
             token = getattr(self, "_token_%s" % name)
             setattr(self, "_token_%s_id" % name, token_dict.get(token))
-        for name in ("start", "end"):
-            token = getattr(self, "_token_%s" % name)
-            if token is not None and token not in token_dict:
-                # It would silently become [UNK] at the start/end of every text.
-                raise ValueError(
-                    "token_%s %r is not in the vocabulary; pass the vocabulary's own "
-                    "%s token, or token_%s=None for none" % (name, token, name, name)
-                )
+        self._check_ends_known(token_dict.__contains__, "in the vocabulary")
 
         if engine not in ("auto", "hf", "python"):
             raise ValueError("engine must be 'auto', 'hf' or 'python'")
@@ -218,10 +211,8 @@ class Tokenizer(TokenizerBase):
         vectorized = self._vectorizer(texts)
         if vectorized is None:
             return None
-        start, end = self._token_start, self._token_end
-        start = None if start is None else self.token_to_id(start)
-        end = None if end is None else self.token_to_id(end)
-        return vectorized.encode_batch(texts, start, end, maxlen, truncate_from)
+        return vectorized.encode_batch(texts, self._token_start_id, self._token_end_id,
+                                       maxlen, truncate_from)
 
     def _hf_unavailable_reason(self):
         try:
