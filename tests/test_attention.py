@@ -170,9 +170,11 @@ def test_linear_attention_rejects_arbitrary_bias():
         layer(X, attention_mask=np.zeros((2, 1, 6, 6), "float32"))
 
 
-@pytest.mark.parametrize("kind", ["softmax", "linear"])
-def test_gradient_matches_finite_differences(kind):
-    layer = make_layer(attention_type=kind, position_encoding="rotary")
+@pytest.mark.parametrize("kind,causal", [("softmax", False), ("linear", False),
+                                         ("softmax", True), ("linear", True)])
+def test_gradient_matches_finite_differences(kind, causal):
+    layer = make_layer(attention_type=kind, position_encoding="rotary", causal=causal,
+                       **({"linear_chunk_size": 4} if kind == "linear" else {}))
     r = RNG.standard_normal((2, 6, 8))
     grad = gradient(lambda x: keras.ops.sum(layer(x, padding_mask=KEEP) * keras.ops.convert_to_tensor(r.astype("float32"))), X)
     eps = 1e-4
@@ -182,7 +184,8 @@ def test_gradient_matches_finite_differences(kind):
         plus, minus = xs.copy(), xs.copy()
         plus[idx] += eps
         minus[idx] -= eps
-        f = lambda z: (numpy_attention(layer, z, KEEP, kind=kind, rotary=True) * r).sum()  # noqa: E731
+        f = lambda z: (numpy_attention(layer, z, KEEP, kind=kind, causal=causal,  # noqa: E731
+                                       rotary=True) * r).sum()
         numeric[idx] = (f(plus) - f(minus)) / (2 * eps)
         assert abs(grad[idx] - numeric[idx]) < 1e-3 * max(1, abs(numeric[idx])), idx
     # With the padded query rows left out of the objective, padded tokens
@@ -299,3 +302,66 @@ def test_linear_attention_model_switch_and_lm_causality():
     np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-6)
     with pytest.raises(ValueError, match="unilm.*softmax"):
         build_transformer_model(None, attention_type="linear", application="unilm", **CONFIGS["bert"])
+
+
+def numpy_conditional_layer_norm(x, c, gamma, beta, hidden, gamma_kernel, beta_kernel, eps=1e-12):
+    h = c @ hidden
+    normed = (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+    return normed * (gamma + h @ gamma_kernel)[:, None] + (beta + h @ beta_kernel)[:, None]
+
+
+def random_conditional_layer_norm(**kwargs):
+    cond = LayerNormalization(conditional=True, hidden_units=5, **kwargs)
+    cond.build([(None, None, 8), (None, 4)])
+    cond.set_weights([RNG.standard_normal(w.shape) * 0.5 for w in cond.get_weights()])
+    return cond
+
+
+def cln_numpy_weights(cond):
+    return [to_np(v).astype("float64") for v in (
+        cond.gamma, cond.beta, cond.hidden_dense.kernel, cond.gamma_dense.kernel,
+        cond.beta_dense.kernel)]
+
+
+def test_conditional_layer_norm_gradients_match_finite_differences():
+    cond = random_conditional_layer_norm()
+    x = RNG.standard_normal((2, 3, 8)).astype("float32")
+    c = RNG.standard_normal((2, 4)).astype("float32")
+    r = RNG.standard_normal((2, 3, 8))
+    gamma, beta, hidden, gk, bk = cln_numpy_weights(cond)
+    weight = keras.ops.convert_to_tensor(r.astype("float32"))
+    grad_x = gradient(lambda t: keras.ops.sum(cond([t, c]) * weight), x)
+    grad_c = gradient(lambda t: keras.ops.sum(cond([x, t]) * weight), c)
+
+    def f(xv, cv):
+        return (numpy_conditional_layer_norm(xv, cv, gamma, beta, hidden, gk, bk) * r).sum()
+
+    eps = 1e-4
+    for grad, base, other, is_x in ((grad_x, x, c, True), (grad_c, c, x, False)):
+        base = base.astype("float64")
+        for idx in ([(0, 1, 2), (1, 2, 7), (0, 0, 5)] if is_x else [(0, 1), (1, 3), (0, 0)]):
+            plus, minus = base.copy(), base.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            args = ((plus, other), (minus, other)) if is_x else ((other, plus), (other, minus))
+            numeric = (f(*args[0]) - f(*args[1])) / (2 * eps)
+            assert abs(grad[idx] - numeric) < 1e-3 * max(1, abs(numeric)), (is_x, idx)
+
+
+def test_conditional_layer_norm_mixed_bfloat16_close_to_float32():
+    cond = random_conditional_layer_norm()
+    x = RNG.standard_normal((2, 3, 8)).astype("float32")
+    c = RNG.standard_normal((2, 4)).astype("float32")
+    expected = to_np(cond([x, c]))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = LayerNormalization(conditional=True, hidden_units=5)
+        mixed.build([(None, None, 8), (None, 4)])
+        mixed.set_weights(cond.get_weights())
+        out = mixed([x, c])
+        assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
+        assert keras.backend.standardize_dtype(mixed.gamma.dtype) == "float32"
+        np.testing.assert_allclose(to_np(keras.ops.cast(out, "float32")), expected,
+                                   atol=0.05 * np.abs(expected).max())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
