@@ -411,39 +411,6 @@ class _CacheState:
         return _CacheState(self.transformer, cache, self.consumed)
 
 
-class _TracedLength:
-    """The cache length as a traced tensor that is still truthy in `cached_forward`.
-
-    `Transformer.cached_forward` tests `cache["length"]` with Python `if`,
-    which a symbolic tensor refuses; this keeps one compiled step for every
-    length instead of one trace per length. Harmless once the length comes
-    from the cache tensors' shapes.
-    """
-
-    def __init__(self, value):
-        self.value = value
-
-    def __bool__(self):
-        return True
-
-    def __add__(self, other):
-        return self.value + other
-
-    __radd__ = __add__
-
-
-_TRACED_LENGTH_REGISTERED = False
-
-
-def _register_traced_length(tf):
-    global _TRACED_LENGTH_REGISTERED
-    if not _TRACED_LENGTH_REGISTERED:
-        tf.register_tensor_conversion_function(
-            _TracedLength, lambda v, dtype=None, name=None, as_ref=False:
-            tf.convert_to_tensor(v.value, dtype=dtype))
-        _TRACED_LENGTH_REGISTERED = True
-
-
 class _TransformerDecoder(AutoRegressiveDecoder):
     """Shared logic of `Seq2SeqDecoder` and `LMDecoder`."""
 
@@ -467,8 +434,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         self.use_cache = use_cache
         self.compile_step = compile_step and keras.backend.backend() == "tensorflow"
         self.uses_segments = transformer.segment_vocab_size > 0
-        # Traced functions, built on first use; `_prefix_fn` is False when
-        # the transformer's prefix pass cannot be traced.
+        # Traced functions (TensorFlow), built on first use.
         self._full_fn = self._prefix_fn = self._step_fn = None
 
     # ------------------------------------------------------------ inputs
@@ -524,27 +490,16 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     def _prefix(self, model_inputs):
         """The prefix pass: `(last probabilities, cache)`."""
-        if self.compile_step and self._prefix_fn is not False:
-            import tensorflow as tf
+        if not self.compile_step:
+            outputs, cache = self.transformer.cached_forward(model_inputs)
+            return self._mlm(outputs)[:, -1], cache
+        if self._prefix_fn is None:
+            self._prefix_fn = self._trace(self._prefix_graph, len(model_inputs), None)
+        return self._unflatten(self._prefix_fn(*model_inputs))
 
-            if self._prefix_fn is None:
-                spec = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
-                self._prefix_fn = tf.function(self._prefix_graph, input_signature=[spec],
-                                              autograph=False)
-            try:
-                probas, keep, layers = self._prefix_fn(model_inputs)
-                return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
-            except TypeError:
-                # A `cached_forward` that needs the static token count
-                # (`int(shape)`) cannot be traced for every length; run the
-                # prefix eagerly from now on (a genuine error re-raises there).
-                self._prefix_fn = False
-        outputs, cache = self.transformer.cached_forward(model_inputs)
-        return self._mlm(outputs)[:, -1], cache
-
-    def _prefix_graph(self, model_inputs):
+    def _prefix_graph(self, *model_inputs):
         outputs, cache = self.transformer.cached_forward(list(model_inputs))
-        return self._mlm(outputs)[:, -1], cache["keep"], cache["layers"]
+        return self._flatten(self._mlm(outputs)[:, -1], cache)
 
     def _step(self, model_inputs, cache):
         """One cached step on the new tokens: `(last probabilities, new cache)`."""
@@ -552,36 +507,43 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             outputs, cache = self.transformer.cached_forward(model_inputs, cache)
             return self._mlm(outputs)[:, -1], cache
         if self._step_fn is None:
-            self._step_fn = self._compile_step(len(model_inputs), cache)
-        probas, keep, layers = self._step_fn(model_inputs, cache["keep"], cache["layers"])
-        return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
+            self._step_fn = self._trace(self._step_graph, len(model_inputs), cache)
+        return self._unflatten(self._step_fn(*model_inputs, *self._flatten(None, cache)))
 
-    def _compile_step(self, n_inputs, cache):
-        # Eagerly, a one-token step costs one Python dispatch per layer call
-        # and op, which dominates the tiny amount of arithmetic: traced
-        # once, the step runs as a single graph for any cache length and beam
-        # count (shapes are left unknown in the signature).
+    def _step_graph(self, *flat):
+        n = len(flat) - 1 - 2 * self.transformer.num_hidden_layers
         import tensorflow as tf
 
-        _register_traced_length(tf)
-        transformer = self.transformer
+        kv = flat[n + 1:]
+        cache = {"length": tf.shape(flat[n])[1], "keep": flat[n],
+                 "layers": {index: kv[2 * index:2 * index + 2] for index in range(len(kv) // 2)}}
+        outputs, new = self.transformer.cached_forward(list(flat[:n]), cache)
+        return self._flatten(self._mlm(outputs)[:, -1], new)
 
-        def spec(t):
-            return tf.TensorSpec((None, None) + tuple(t.shape[2:]), t.dtype)
+    # Traced functions take and return flat tensor lists: binding nested
+    # structures costs more per call than the one-token step computes.
+    def _flatten(self, probas, cache):
+        layers = cache["layers"]
+        flat = [cache["keep"]] + [t for index in sorted(layers) for t in layers[index]]
+        return flat if probas is None else [probas] + flat
 
-        signature = [
-            [tf.TensorSpec((None, 1), "int32")] * n_inputs,
-            tf.TensorSpec((None, None), cache["keep"].dtype),
-            {k: (spec(kv[0]), spec(kv[1])) for k, kv in cache["layers"].items()},
-        ]
+    def _unflatten(self, flat):
+        probas, keep, kv = flat[0], flat[1], flat[2:]
+        layers = {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}
+        return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
 
-        def step(model_inputs, keep, layers):
-            length = _TracedLength(tf.shape(keep)[1])
-            outputs, new = transformer.cached_forward(
-                list(model_inputs), {"length": length, "keep": keep, "layers": layers})
-            return self._mlm(outputs)[:, -1], new["keep"], new["layers"]
+    def _trace(self, fn, n_inputs, cache):
+        # Eagerly, a one-token step costs one Python dispatch per layer call
+        # and op, which dominates its tiny amount of arithmetic: traced once,
+        # prefix and step each run as one graph for any length and beam
+        # count (the signature leaves those dimensions unknown).
+        import tensorflow as tf
 
-        return tf.function(step, input_signature=signature, autograph=False)
+        signature = [tf.TensorSpec((None, None if cache is None else 1), "int32")] * n_inputs
+        if cache is not None:
+            signature += [tf.TensorSpec((None, None) + tuple(t.shape[2:]), t.dtype)
+                          for t in self._flatten(None, cache)]
+        return tf.function(fn, input_signature=signature, autograph=False)
 
 
 class Seq2SeqDecoder(_TransformerDecoder):

@@ -175,7 +175,7 @@ class Transformer:
     def build_masks(self, inputs):
         """Additive attention bias (softmax) and key padding mask (linear)."""
         token_ids = inputs[0]
-        if self._step is not None and self._step["length"]:
+        if self._step is not None and not self._step["prefix"]:
             return self._step_masks(token_ids)
         if self.application == "unilm" and len(inputs) < 2:
             raise ValueError("application='unilm' needs segment ids (segment_vocab_size > 0)")
@@ -317,7 +317,11 @@ class Transformer:
             cache = {"length": 0, "keep": None, "layers": {}}
         else:
             keep = keras.ops.concatenate([cache["keep"], keep], axis=1)
-        self._step = {"length": cache["length"], "keep": keep, "cache": cache["layers"], "new": {}}
+        # The prefix pass (no cached tokens) uses the application's own masks.
+        # `length` may be a traced tensor: one compiled step serves every length.
+        prefix = isinstance(cache["length"], int) and cache["length"] == 0
+        self._step = {"prefix": prefix, "length": cache["length"], "keep": keep,
+                      "cache": cache["layers"], "new": {}}
         try:
             with no_grad():
                 x = self.apply_embeddings(inputs)
@@ -328,7 +332,7 @@ class Transformer:
             new_layers = self._step["new"]
         finally:
             self._step = None
-        new_cache = {"length": cache["length"] + int(token_ids.shape[1]), "keep": keep,
+        new_cache = {"length": cache["length"] + keras.ops.shape(token_ids)[1], "keep": keep,
                      "layers": new_layers}
         return outputs, new_cache
 
