@@ -523,3 +523,16 @@ def test_sentencepiece_start_and_end_must_be_pieces(tmp_path):
     tk = SpTokenizer(model, token_start=None, token_end="</s>")
     ids, _ = tk.encode("hello")
     assert ids[-1] == tk.sp_model.eos_id() and tk.decode(ids) == "hello"
+
+
+def test_misspelled_keyword_argument_is_refused_with_a_suggestion():
+    config = os.path.join(TINY, "bert_config.json")
+    with pytest.raises(TypeError, match=r"'attention_tpye' \(did you mean 'attention_type'\?\)"):
+        build_transformer_model(config, attention_tpye="linear")
+    with pytest.raises(TypeError, match=r"for ALBERT: 'with_pooler'"):
+        build_transformer_model(config, model="albert", with_pooler=True)
+    # Keys in the config file itself that no model reads stay accepted (official
+    # configs carry e.g. "directionality"), and so do the official key names.
+    model = build_transformer_model(config, with_pool=True, type_vocab_size=2,
+                                    hidden_dropout_prob=0.0)
+    assert model.outputs[0].shape[-1] == 64

@@ -1,5 +1,7 @@
 """`build_transformer_model`: config file + checkpoint -> Keras model in one call."""
 
+import difflib
+import inspect
 import json
 import numbers
 import os
@@ -144,6 +146,35 @@ def _check_token_ids(source, config):
                              f"[0, {vocab_size}): {bad[:5]}")
 
 
+def accepted_arguments(model_cls):
+    """Every keyword a model class's constructor chain names, plus official config keys."""
+    names = {official for official, _, _ in _OFFICIAL_KEYS}
+    for cls in inspect.getmro(model_cls):
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                names.add(param.name)
+    names.discard("self")
+    return names
+
+
+def _check_keyword_arguments(model_cls, kwargs):
+    # Config files may carry keys no model uses (they are ignored, as in
+    # bert4keras), but an argument typed by hand that nothing reads is
+    # almost always a typo that would otherwise change nothing silently.
+    accepted = accepted_arguments(model_cls)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, sorted(accepted), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(f"build_transformer_model() got unknown keyword argument(s) for "
+                        f"{model_cls.__name__}: {', '.join(hints)}")
+
+
 def get_model_class(model):
     """The `Transformer` subclass registered as `model` (a class passes through)."""
     if not isinstance(model, str):
@@ -175,11 +206,12 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
     ...     "checkpoints/tiny_bert/bert_config.json",
     ...     "checkpoints/tiny_bert/bert_model.ckpt", with_pool=True)  # doctest: +SKIP
     """
+    model_cls = get_model_class(model)
+    _check_keyword_arguments(model_cls, kwargs)
     config = read_config(config_path) if config_path is not None else {}
     config.update(kwargs)
     source = f"config {config_path!r}" if config_path else "model arguments"
     config = normalize_config(config, source)
-    model_cls = get_model_class(model)
     if not isinstance(application, str):
         raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
     application = application.lower()
