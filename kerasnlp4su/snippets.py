@@ -288,14 +288,19 @@ class DataGenerator:
     def forfit(self, random=True):
         """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``)."""
         while True:
+            yielded = False
             for batch in self.__iter__(random):
+                yielded = True
                 yield batch
+            if not yielded:
+                # Looping again would spin forever without yielding anything.
+                raise ValueError(f"{type(self).__name__} yielded no batch in a whole pass "
+                                 "over its data (is the data empty, or a one-shot iterator already used up?)")
 
     def fortest(self, random=False):
         """Endless stream of the input part (``batch[0]``) of each batch."""
-        while True:
-            for batch in self.__iter__(random):
-                yield batch[0]
+        for batch in self.forfit(random):
+            yield batch[0]
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
         """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.

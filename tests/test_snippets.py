@@ -134,6 +134,12 @@ def test_data_generator_streaming_and_empty():
     items = [d for _, d in stream.sample(random=True)]
     assert len(items) == 10 and sorted(map(str, items)) == sorted(map(str, DATA))
     assert list(PairGenerator([], batch_size=2)) == []
+    with pytest.raises(ValueError, match="no batch in a whole pass"):
+        next(PairGenerator([], batch_size=2).forfit())
+    once = PairGenerator(iter(DATA), batch_size=4).fortest()
+    assert [next(once).shape[0] for _ in range(3)] == [4, 4, 2]
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        next(once)  # the stream is used up: an error, not an endless empty loop
     with pytest.raises(ValueError, match="steps"):
         PairGenerator(iter(DATA)).to_pydataset()
 
