@@ -18,7 +18,8 @@ thread count:
   (forward FLOPs = 2 x matmul params x tokens + 4 n^2 H per layer and
   sequence; training = 3 x forward).
 
-Peers: kerasnlp4su (Keras 3 / TF graph, XLA, mixed_bfloat16), KerasHub
+Peers: kerasnlp4su (Keras 3 / TF graph, XLA, mixed_bfloat16, and the same
+model on the JAX and PyTorch backends), KerasHub
 ``BertBackbone`` (same Keras / TF), bert4keras 0.11.5 on tf-keras (run with
 ``TF_KERAS=1 TF_USE_LEGACY_KERAS=1``), HF transformers ``BertModel``
 (PyTorch). A peer that is not installed or fails shows its error in the
@@ -56,6 +57,8 @@ PEERS = {
     "kerasnlp4su": "kerasnlp4su",
     "kerasnlp4su_xla": "kerasnlp4su XLA",
     "kerasnlp4su_bf16": "kerasnlp4su bf16",
+    "kerasnlp4su_jax": "kerasnlp4su on JAX",
+    "kerasnlp4su_torch": "kerasnlp4su on torch",
     "kerashub": "KerasHub",
     "bert4keras": "bert4keras 0.11.5",
     "hf_torch": "HF transformers (torch)",
@@ -283,6 +286,10 @@ def worker_kerasnlp4su(spec, variant):
     tf_threads(spec["threads"])
     import keras
 
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.set_num_threads(spec["threads"])
     sys.path.insert(0, ROOT)
     from kerasnlp4su import build_transformer_model
 
@@ -309,8 +316,10 @@ def worker_kerasnlp4su(spec, variant):
     def inputs_for(batch, length):
         return list(random_batch(vocab, batch, length))
 
+    jit = True if variant == "xla" else ("auto" if variant == "backend" else False)
     _keras_model_bench(spec, lambda: build_transformer_model(files["config"]), inputs_for,
-                       variant == "xla", result)
+                       jit, result)
+    result["backend"] = keras.backend.backend()
     return result
 
 
@@ -488,6 +497,9 @@ WORKERS = {
     "kerasnlp4su": lambda s: worker_kerasnlp4su(s, "graph"),
     "kerasnlp4su_xla": lambda s: worker_kerasnlp4su(s, "xla"),
     "kerasnlp4su_bf16": lambda s: worker_kerasnlp4su(s, "bf16"),
+    # Same model code on the other Keras backends (KERAS_BACKEND set by the parent).
+    "kerasnlp4su_jax": lambda s: worker_kerasnlp4su(s, "backend"),
+    "kerasnlp4su_torch": lambda s: worker_kerasnlp4su(s, "backend"),
     "kerashub": worker_kerashub,
     "bert4keras": worker_bert4keras,
     "hf_torch": worker_hf_torch,
@@ -527,6 +539,8 @@ def run_worker(name, spec, python, timeout):
                                                    "TF_NUM_INTRAOP_THREADS")})
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["KERAS_BACKEND"] = {"kerasnlp4su_jax": "jax", "kerasnlp4su_torch": "torch"}.get(
+        name, "tensorflow")
     if name in ("bert4keras", "tokenizer"):
         env.update(TF_KERAS="1", TF_USE_LEGACY_KERAS="1")
     else:
