@@ -529,8 +529,10 @@ def test_misspelled_keyword_argument_is_refused_with_a_suggestion():
     config = os.path.join(TINY, "bert_config.json")
     with pytest.raises(TypeError, match=r"'attention_tpye' \(did you mean 'attention_type'\?\)"):
         build_transformer_model(config, attention_tpye="linear")
-    with pytest.raises(TypeError, match=r"for ALBERT: 'with_pooler'"):
+    with pytest.raises(TypeError, match=r"no model reads: 'with_pooler'"):
         build_transformer_model(config, model="albert", with_pooler=True)
+    eps = build_transformer_model(config, layer_norm_epsilon=1e-5)
+    assert {layer.epsilon for layer in eps.layers if hasattr(layer, "epsilon")} == {1e-5}
     # Keys in the config file itself that no model reads stay accepted (official
     # configs carry e.g. "directionality"), and so do the official key names.
     model = build_transformer_model(config, with_pool=True, type_vocab_size=2,

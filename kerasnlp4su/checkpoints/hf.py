@@ -516,19 +516,9 @@ def load_hf_model(path, model=None, application="encoder", return_keras_model=Tr
         model = hf_model_name(raw)
     model_cls = get_model_class(model)
     transformer = model_cls(application=application.lower(), **config)
-    _apply_layer_norm_epsilon(transformer, config.get("layer_norm_epsilon"))
     transformer.build()
     transformer.load_weights_from_checkpoint(path, strict=strict)
     return transformer.model if return_keras_model else transformer
-
-
-def _apply_layer_norm_epsilon(transformer, epsilon):
-    # Until `Transformer` takes `layer_norm_epsilon` itself, set it per instance
-    # (before `build`): `norm()` reads `self.layer_norm_kwargs`.
-    if epsilon is None or "layer_norm_epsilon" not in getattr(transformer, "unused_config", {}):
-        return
-    if float(epsilon) != transformer.layer_norm_kwargs.get("epsilon"):
-        transformer.layer_norm_kwargs = dict(transformer.layer_norm_kwargs, epsilon=float(epsilon))
 
 
 # ---------------------------------------------------------------- writing

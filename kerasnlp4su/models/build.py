@@ -162,17 +162,21 @@ def accepted_arguments(model_cls):
 
 def _check_keyword_arguments(model_cls, kwargs):
     # Config files may carry keys no model uses (they are ignored, as in
-    # bert4keras), but an argument typed by hand that nothing reads is
-    # almost always a typo that would otherwise change nothing silently.
+    # bert4keras), but an argument that no model family reads is almost
+    # always a typo that would otherwise change nothing silently. Keys of
+    # another family pass (an ALBERT config given with model='bert' is then
+    # refused by the checkpoint's family check, which says more).
     accepted = accepted_arguments(model_cls)
+    for cls in MODEL_REGISTRY.values():
+        accepted |= accepted_arguments(cls)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         hints = []
         for name in unknown:
             close = difflib.get_close_matches(name, sorted(accepted), n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise TypeError(f"build_transformer_model() got unknown keyword argument(s) for "
-                        f"{model_cls.__name__}: {', '.join(hints)}")
+        raise TypeError(f"build_transformer_model() got keyword argument(s) that no model "
+                        f"reads: {', '.join(hints)}")
 
 
 def get_model_class(model):

@@ -61,7 +61,7 @@ class Transformer:
                  initializer_range=0.02, with_pool=False, with_nsp=False, with_mlm=False,
                  application="encoder", layer_norm_cond=None, layer_norm_cond_hidden_size=None,
                  layer_norm_cond_hidden_act=None, attention_type="softmax",
-                 attention_scale="standard", name=None, **kwargs):
+                 attention_scale="standard", layer_norm_epsilon=None, name=None, **kwargs):
         if application not in APPLICATIONS:
             raise ValueError(f"application must be one of {APPLICATIONS}, got {application!r}")
         if hidden_size % num_attention_heads and attention_head_size is None:
@@ -108,6 +108,9 @@ class Transformer:
         if attention_type == "linear" and application == "unilm":
             raise ValueError("application='unilm' needs softmax attention; "
                              "linear attention supports 'encoder' and 'lm' only")
+        if layer_norm_epsilon is not None:
+            # An instance attribute: the class default (the official epsilon) stays.
+            self.layer_norm_kwargs = dict(self.layer_norm_kwargs, epsilon=float(layer_norm_epsilon))
         self.name = name or self.model_type
         self.unused_config = kwargs
         self.layers = {}
