@@ -25,14 +25,15 @@ token) and without it (each step re-runs the whole sequence, as bert4keras
 did); both must give identical outputs.
 
 The cache saves work proportional to the sequence length times the model
-size. Here the sequences are ~25 tokens and the model is tiny, so a step
-costs about the same either way on a CPU and the cached path's extra fixed
-costs (a prefix pass, cache reordering between beams) make it *slower*
-(observed 0.3x). On a 6-layer, 512-wide random UniLM with a 200-token source
-and 32 decoded tokens, the same two decoders measured 2.8s vs 6.0s (greedy)
-and 3.2s vs 24.0s (beam of 3) on the same 2 CPU cores.
+size. Here the sequences are ~25 tokens and the model is tiny, so a step is
+mostly the framework's fixed per-call cost either way and the two decoders
+take about the same time (observed 1.1x on 2 CPU cores; the beam reordering
+runs inside the cached step's graph). On a 6-layer, 512-wide random UniLM
+with a 200-token source and 32 decoded tokens, the same two decoders measured
+2.8s vs 6.0s (greedy) and 3.2s vs 24.0s (beam of 3) on the same 2 CPU cores;
+`benchmarks/bench_decoding.py` measures BERT-base sizes.
 
-    python examples/seq2seq_unilm.py         # ~2 min on 2 CPU cores; 100/100 exact
+    python examples/seq2seq_unilm.py         # ~40 s on 2 CPU cores; 100/100 exact
     python examples/seq2seq_unilm.py --fast  # ~30 s; ~8/10 exact
 """
 

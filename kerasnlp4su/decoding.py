@@ -395,20 +395,33 @@ class AutoRegressiveDecoder:
 
 # --------------------------------------------------------- cached decoders
 class _CacheState:
-    """Decoder states holding a transformer KV cache and how many output ids it has seen."""
+    """Decoder states: a transformer KV cache, the output ids it has seen, and
+    the beam reordering still to apply to it.
 
-    def __init__(self, transformer, cache, consumed):
+    `reorder` only records the row selection; the next step applies it
+    inside its own traced function, so a beam-search step costs one graph
+    call instead of one plus a gather per cached tensor.
+    """
+
+    def __init__(self, transformer, cache, consumed, rows=None):
         self.transformer = transformer
         self.cache = cache
         self.consumed = consumed
+        self.rows = rows  # pending batch-row selection (None: keep as is)
 
     def reorder(self, indices):
-        indices = np.asarray(indices)
+        indices = np.asarray(indices, dtype="int32")
+        rows = indices if self.rows is None else self.rows[indices]
         batch = int(keras.ops.shape(self.cache["keep"])[0])
-        if len(indices) == batch and np.array_equal(indices, np.arange(batch)):
-            return self  # greedy and unchanged beams: skip the gathers
-        cache = self.transformer.reorder_cache(self.cache, keras.ops.convert_to_tensor(indices))
-        return _CacheState(self.transformer, cache, self.consumed)
+        if len(rows) == batch and np.array_equal(rows, np.arange(batch)):
+            rows = None  # greedy and unchanged beams: no gather at all
+        return _CacheState(self.transformer, self.cache, self.consumed, rows)
+
+    def resolved_cache(self):
+        """The cache with the pending reordering applied (eager)."""
+        if self.rows is None:
+            return self.cache
+        return self.transformer.reorder_cache(self.cache, keras.ops.convert_to_tensor(self.rows))
 
 
 class _TransformerDecoder(AutoRegressiveDecoder):
@@ -416,6 +429,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     #: segment id given to generated tokens.
     output_segment = 0
+    #: how many batch sizes get a step traced for them (then one for any).
+    max_step_traces = 4
     application = None
 
     def __init__(self, transformer, end_id, maxlen, start_id=None, minlen=1, use_cache=True,
@@ -435,7 +450,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         self.compile_step = compile_step and keras.backend.backend() == "tensorflow"
         self.uses_segments = transformer.segment_vocab_size > 0
         # Traced functions (TensorFlow), built on first use.
-        self._full_fn = self._prefix_fn = self._step_fn = None
+        self._full_fn = self._prefix_fn = None
+        self._step_fns = {}  # (reorders?, batch or None) -> traced step
 
     # ------------------------------------------------------------ inputs
     def _source(self, inputs, batch):
@@ -470,7 +486,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
         new_ids = output_ids[:, states.consumed:].astype("int32")
         new_segments = np.full_like(new_ids, self.output_segment)
-        probas, cache = self._step(self._model_inputs(new_ids, new_segments), states.cache)
+        probas, cache = self._step(self._model_inputs(new_ids, new_segments), states)
         return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
 
     def _full_last(self, model_inputs):
@@ -501,22 +517,51 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         outputs, cache = self.transformer.cached_forward(list(model_inputs))
         return self._flatten(self._mlm(outputs)[:, -1], cache)
 
-    def _step(self, model_inputs, cache):
-        """One cached step on the new tokens: `(last probabilities, new cache)`."""
+    def _step(self, model_inputs, states):
+        """One cached step on the new tokens: `(last probabilities, new cache)`.
+
+        `states.rows` (beam reordering) is applied to the cache first; when
+        traced, inside the same graph as the step.
+        """
         if not self.compile_step or model_inputs[0].shape[1] != 1:
-            outputs, cache = self.transformer.cached_forward(model_inputs, cache)
+            outputs, cache = self.transformer.cached_forward(model_inputs, states.resolved_cache())
             return self._mlm(outputs)[:, -1], cache
-        if self._step_fn is None:
-            self._step_fn = self._trace(self._step_graph, len(model_inputs), cache)
-        return self._unflatten(self._step_fn(*model_inputs, *self._flatten(None, cache)))
+        cache = states.cache
+        rows = states.rows
+        batch = int(model_inputs[0].shape[0])
+        key = rows is not None, batch
+        if key not in self._step_fns:
+            # A trace per batch size lets the dense layers see static shapes
+            # (TensorFlow then skips the shape arithmetic around each
+            # matmul, ~10% of a BERT-base step). Past a few sizes (sampling
+            # many rows that finish one by one), one trace with an unknown
+            # batch serves the rest. Greedy steps and unchanged beams use a
+            # trace without the reordering gathers.
+            static = sum(b is not None for _, b in self._step_fns) < self.max_step_traces
+            key = rows is not None, batch if static else None
+            if key not in self._step_fns:
+                graph = self._reorder_step_graph if rows is not None else self._step_graph
+                self._step_fns[key] = self._trace(graph, len(model_inputs), cache,
+                                                  reorder=rows is not None, batch=key[1])
+        extra = [rows] if rows is not None else []
+        return self._unflatten(self._step_fns[key](*model_inputs, *extra, *self._flatten(None, cache)))
+
+    def _graph_cache(self, flat):
+        import tensorflow as tf
+
+        kv = flat[1:]
+        return {"length": tf.shape(flat[0])[1], "keep": flat[0],
+                "layers": {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}}
 
     def _step_graph(self, *flat):
         n = len(flat) - 1 - 2 * self.transformer.num_hidden_layers
-        import tensorflow as tf
+        outputs, new = self.transformer.cached_forward(list(flat[:n]), self._graph_cache(flat[n:]))
+        return self._flatten(self._mlm(outputs)[:, -1], new)
 
-        kv = flat[n + 1:]
-        cache = {"length": tf.shape(flat[n])[1], "keep": flat[n],
-                 "layers": {index: kv[2 * index:2 * index + 2] for index in range(len(kv) // 2)}}
+    def _reorder_step_graph(self, *flat):
+        n = len(flat) - 2 - 2 * self.transformer.num_hidden_layers
+        rows, cache = flat[n], self._graph_cache(flat[n + 1:])
+        cache = self.transformer.reorder_cache(cache, rows)
         outputs, new = self.transformer.cached_forward(list(flat[:n]), cache)
         return self._flatten(self._mlm(outputs)[:, -1], new)
 
@@ -532,18 +577,27 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         layers = {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}
         return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
 
-    def _trace(self, fn, n_inputs, cache):
+    def _trace(self, fn, n_inputs, cache, reorder=False, batch=None):
         # Eagerly, a one-token step costs one Python dispatch per layer call
-        # and op, which dominates its tiny amount of arithmetic: traced once,
-        # prefix and step each run as one graph for any length and beam
-        # count (the signature leaves those dimensions unknown).
+        # and op, which dominates its tiny amount of arithmetic: traced, the
+        # prefix and each step run as one graph for any length (the
+        # signature leaves the sequence dimensions unknown). `batch` fixes
+        # the batch of the step's tokens (None: any); with `reorder` the
+        # cache keeps an unknown batch, as the gather picks `batch` rows
+        # from it.
         import tensorflow as tf
 
-        signature = [tf.TensorSpec((None, None if cache is None else 1), "int32")] * n_inputs
+        length = None if cache is None else 1
+        signature = [tf.TensorSpec((batch, length), "int32")] * n_inputs
+        if reorder:
+            signature.append(tf.TensorSpec((batch,), "int32"))
         if cache is not None:
-            signature += [tf.TensorSpec((None, None) + tuple(t.shape[2:]), t.dtype)
+            cache_batch = None if reorder else batch
+            signature += [tf.TensorSpec((cache_batch, None) + tuple(t.shape[2:]), t.dtype)
                           for t in self._flatten(None, cache)]
-        return tf.function(fn, input_signature=signature, autograph=False)
+        # The concrete function: calling it skips tf.function's per-call
+        # signature matching (~1 ms with 2 + 2 * layers tensors).
+        return tf.function(fn, input_signature=signature, autograph=False).get_concrete_function()
 
 
 class Seq2SeqDecoder(_TransformerDecoder):

@@ -285,6 +285,47 @@ def test_cache_gives_the_same_ids_as_recomputation(decoders, family, application
     assert len({repr(s) for s in samples.values()}) == 1, samples
 
 
+@pytest.mark.parametrize("compile_step", [True, False], ids=["traced", "eager"])
+def test_reordered_cache_steps_match_recomputation(decoders, compile_step):
+    # Beam selections are recorded on the states and applied inside the next
+    # step; two selections in a row compose. The step's probabilities must be
+    # those of a full recomputation of the correspondingly reordered rows.
+    cached = decoders("bert", "unilm", compile_step=compile_step)
+    full = decoders("bert", "unilm", use_cache=False)
+    inputs = [np.repeat(SOURCE[None], 3, 0), np.zeros((3, len(SOURCE)), dtype=int)]
+    output_ids = np.array([[5], [6], [7]])
+    _, states = cached.predict(inputs, output_ids, None, 1, "probas")
+    states = cached.reorder_states(cached.reorder_states(states, [2, 0, 1]), [1, 1])
+    assert states.rows.tolist() == [0, 0]
+    output_ids = np.array([[5, 8], [5, 9]])
+    got, states = cached.predict([i[:2] for i in inputs], output_ids, states, 1, "probas")
+    want, _ = full.predict([i[:2] for i in inputs], output_ids, None, 1, "probas")
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    # Identity selections are dropped instead of gathering.
+    assert cached.reorder_states(states, [0, 1]).rows is None
+    got, _ = cached.predict([i[:1] for i in inputs], np.array([[5, 9, 4]]),
+                            cached.reorder_states(states, [1]), 1, "probas")
+    want, _ = full.predict([i[:1] for i in inputs], np.array([[5, 9, 4]]), None, 1, "probas")
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_step_traces_per_batch_size_are_bounded(transformers, decoders):
+    # Past `max_step_traces` batch sizes one trace with an unknown batch serves
+    # every other size, with the same ids as recomputation.
+    d = Seq2SeqDecoder(unilm(transformers), end_id=END, maxlen=8)
+    d.max_step_traces = 1
+    full = decoders("bert", "unilm", use_cache=False)
+    inputs = [SOURCE, np.zeros_like(SOURCE)]
+    for topk in (3, 1):
+        np.testing.assert_array_equal(d.beam_search(inputs, topk=topk),
+                                      full.beam_search(inputs, topk=topk))
+    got = d.random_sample(inputs, 5, topk=5, rng=np.random.default_rng(1))
+    want = full.random_sample(inputs, 5, topk=5, rng=np.random.default_rng(1))
+    assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    batches = [batch for _, batch in d._step_fns]
+    assert sum(b is not None for b in batches) == 1 and None in batches, d._step_fns.keys()
+
+
 def test_cache_feeds_one_token_per_step(transformers):
     t = unilm(transformers)
     seen = []
