@@ -593,7 +593,9 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             signature.append(tf.TensorSpec((batch,), "int32"))
         if cache is not None:
             cache_batch = None if reorder else batch
-            signature += [tf.TensorSpec((cache_batch, None) + tuple(t.shape[2:]), t.dtype)
+            # keep-mask (batch, length), then keys/values (batch, heads, length, size).
+            signature += [tf.TensorSpec((cache_batch, None) if t.ndim == 2 else
+                                        (cache_batch, t.shape[1], None, t.shape[3]), t.dtype)
                           for t in self._flatten(None, cache)]
         # The concrete function: calling it skips tf.function's per-call
         # signature matching (~1 ms with 2 + 2 * layers tensors).

@@ -136,15 +136,15 @@ def test_causal_kv_cache_equals_full_pass(kind, scale, chunk):
     layer = make_layer(attention_type=kind, causal=True, scale=scale, position_encoding="rotary",
                        linear_chunk_size=chunk)
     full = to_np(layer(X))
-    out, cache = layer(X[:, :3], cache=(np.zeros((2, 0, 2, 4), "float32"),) * 2)
+    out, cache = layer(X[:, :3], cache=(np.zeros((2, 2, 0, 4), "float32"),) * 2)
     pieces = [to_np(out)]
     for t in range(3, 6):
         out, cache = layer(X[:, t:t + 1], cache=cache)
         pieces.append(to_np(out))
-    assert tuple(cache[0].shape) == (2, 6, 2, 4)
+    assert tuple(cache[0].shape) == (2, 2, 6, 4)  # (batch, heads, cached, size)
     np.testing.assert_allclose(np.concatenate(pieces, axis=1), full, atol=1e-5)
     # Two new tokens at once see the cache and, causally, each other.
-    out, _ = layer(X[:, 4:], cache=layer(X[:, :4], cache=(np.zeros((2, 0, 2, 4), "float32"),) * 2)[1])
+    out, _ = layer(X[:, 4:], cache=layer(X[:, :4], cache=(np.zeros((2, 2, 0, 4), "float32"),) * 2)[1])
     np.testing.assert_allclose(to_np(out), full[:, 4:], atol=1e-5)
 
 

@@ -29,9 +29,11 @@ class MultiHeadAttention(keras.layers.Layer):
       masks, relative-position biases etc. plug into. A boolean tensor is
       accepted too (True keeps).
     * `padding_mask`: `(batch, k_len)` keep-mask for keys.
-    * `cache`: `(k, v)` tensors of shape `(batch, cached, heads, size)` from
-      earlier decoding steps; the call then returns `(output, new_cache)`.
-      RoPE positions continue from the cache length.
+    * `cache`: `(k, v)` tensors of shape `(batch, heads, cached, size)` from
+      earlier decoding steps (start from `cached = 0`); the call then returns
+      `(output, new_cache)`. RoPE positions continue from the cache length.
+      Heads come before positions so a decoding step multiplies the cached
+      keys and values as they lie, without transposing the whole cache.
 
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
@@ -125,30 +127,42 @@ class MultiHeadAttention(keras.layers.Layer):
         qw = self._split_heads(self.query_dense(q), self.key_size)
         kw = self._split_heads(self.key_dense(k), self.key_size)
         vw = self._split_heads(self.value_dense(v), self.head_size)
-        offset = 0 if cache is None else ops.shape(cache[0])[1]
+        offset = 0 if cache is None else ops.shape(cache[0])[2]
         if self.rotary is not None:
             qw = self.rotary.rotate(qw, offset)
             kw = self.rotary.rotate(kw, offset)
+        new_cache = None
         if cache is not None:
-            kw = ops.concatenate([ops.cast(cache[0], kw.dtype), kw], axis=1)
-            vw = ops.concatenate([ops.cast(cache[1], vw.dtype), vw], axis=1)
+            heads_first = (0, 2, 1, 3)
+            kh = ops.concatenate([ops.cast(cache[0], kw.dtype), ops.transpose(kw, heads_first)], axis=2)
+            vh = ops.concatenate([ops.cast(cache[1], vw.dtype), ops.transpose(vw, heads_first)], axis=2)
+            new_cache = (kh, vh)
         if self.attention_type == "linear":
             if attention_mask is not None:
                 raise ValueError(
                     f"{self.name}: linear attention cannot apply an arbitrary attention_mask; "
                     "use padding_mask and causal=True (UniLM masks need softmax attention)")
+            if new_cache is not None:
+                kw, vw = (ops.transpose(t, (0, 2, 1, 3)) for t in new_cache)
             o = self._linear_attention(qw, kw, vw, padding_mask, offset)
+        elif new_cache is not None:
+            o = self._softmax_attention(qw, *new_cache, attention_mask, padding_mask, offset,
+                                        training, heads_first=True)
         else:
             o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training)
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
-        if cache is not None:
-            return o, (kw, vw)
+        if new_cache is not None:
+            return o, new_cache
         return o
 
-    def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training):
+    def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
+                           heads_first=False):
+        # `kw`/`vw` are (batch, keys, heads, d), or (batch, heads, keys, d)
+        # with `heads_first` (the KV-cache layout).
+        keys = "bhkd" if heads_first else "bkhd"
         # Scores in float32: softmax of bf16 logits is visibly off.
-        scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
+        scores = ops.einsum(f"bqhd,{keys}->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
         allowed, bias = None, None  # boolean keep-mask and additive bias, both broadcastable
         if attention_mask is not None:
             if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
@@ -160,7 +174,7 @@ class MultiHeadAttention(keras.layers.Layer):
             allowed = keep if allowed is None else ops.logical_and(allowed, keep)
         if self.causal:
             q_pos = ops.arange(ops.shape(qw)[1]) + offset
-            k_pos = ops.arange(ops.shape(kw)[1])
+            k_pos = ops.arange(ops.shape(kw)[2 if heads_first else 1])
             tril = k_pos[None, :] <= q_pos[:, None]
             allowed = tril if allowed is None else ops.logical_and(allowed, tril)
         if self.scale == "standard":
@@ -174,7 +188,7 @@ class MultiHeadAttention(keras.layers.Layer):
             scores = ops.where(allowed, scores, NEG_INF)
         probs = ops.softmax(scores, axis=-1)
         probs = self.dropout(probs, training=training)
-        return ops.einsum("bhqk,bkhd->bqhd", ops.cast(probs, vw.dtype), vw)
+        return ops.einsum(f"bhqk,{keys}->bqhd", ops.cast(probs, vw.dtype), vw)
 
     @staticmethod
     def _visible_keys(scores, allowed, bias):

@@ -303,7 +303,10 @@ class Transformer:
         application's mask (LM causal, UniLM) applies within the tokens.
         With a cache, the new tokens see every cached token (except padding)
         and, causally, each other. Returns `(outputs, new_cache)` where
-        `outputs` has the model's usual structure for the new positions.
+        `outputs` has the model's usual structure for the new positions and
+        `new_cache` is `{"length", "keep": (batch, length) non-padding mask,
+        "layers": {index: (keys, values)}}` with keys/values shaped
+        `(batch, heads, length, size)`.
 
         Example:
         >>> probs, cache = t.cached_forward([prefix_ids, prefix_segments])   # doctest: +SKIP
@@ -348,8 +351,8 @@ class Transformer:
 
     def _empty_cache(self, x):
         batch = keras.ops.shape(x)[0]
-        return (keras.ops.zeros((batch, 0, self.num_attention_heads, self.attention_key_size), x.dtype),
-                keras.ops.zeros((batch, 0, self.num_attention_heads, self.attention_head_size), x.dtype))
+        return (keras.ops.zeros((batch, self.num_attention_heads, 0, self.attention_key_size), x.dtype),
+                keras.ops.zeros((batch, self.num_attention_heads, 0, self.attention_head_size), x.dtype))
 
     def _step_masks(self, token_ids):
         # New tokens see all earlier non-padding tokens and, causally, each other.
