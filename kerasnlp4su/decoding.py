@@ -528,21 +528,21 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             return self._mlm(outputs)[:, -1], cache
         cache = states.cache
         rows = states.rows
-        batch = int(model_inputs[0].shape[0])
-        key = rows is not None, batch
+        # Greedy steps and unchanged beams get a trace per batch size, so the
+        # dense layers see static shapes (TensorFlow then skips the shape
+        # arithmetic around each matmul, ~10% of a BERT-base step), up to
+        # `max_step_traces` sizes. Steps that reorder beams, whose batch
+        # changes as beams finish, share one trace for any batch.
+        key = True, None
+        if rows is None:
+            key = False, int(model_inputs[0].shape[0])
+            specialised = sum(b is not None for _, b in self._step_fns)
+            if key not in self._step_fns and specialised >= self.max_step_traces:
+                key = False, None
         if key not in self._step_fns:
-            # A trace per batch size lets the dense layers see static shapes
-            # (TensorFlow then skips the shape arithmetic around each
-            # matmul, ~10% of a BERT-base step). Past a few sizes (sampling
-            # many rows that finish one by one), one trace with an unknown
-            # batch serves the rest. Greedy steps and unchanged beams use a
-            # trace without the reordering gathers.
-            static = sum(b is not None for _, b in self._step_fns) < self.max_step_traces
-            key = rows is not None, batch if static else None
-            if key not in self._step_fns:
-                graph = self._reorder_step_graph if rows is not None else self._step_graph
-                self._step_fns[key] = self._trace(graph, len(model_inputs), cache,
-                                                  reorder=rows is not None, batch=key[1])
+            graph = self._reorder_step_graph if rows is not None else self._step_graph
+            self._step_fns[key] = self._trace(graph, len(model_inputs), cache,
+                                              reorder=rows is not None, batch=key[1])
         extra = [rows] if rows is not None else []
         return self._unflatten(self._step_fns[key](*model_inputs, *extra, *self._flatten(None, cache)))
 
