@@ -106,8 +106,6 @@ def main(argv=None):
     x_valid, y_valid = encode(tokenizer, valid, args.maxlen)
 
     model = build_model(args)
-    # Tiger's update is a sign, so every weight moves by about the learning
-    # rate each step: it wants a smaller rate than Adam would.
     optimizer = Tiger(learning_rate=args.learning_rate, beta=args.beta, weight_decay=0.01,
                       grad_accum_steps=args.grad_accum_steps)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",

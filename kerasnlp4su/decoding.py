@@ -536,8 +536,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         key = True, None
         if rows is None:
             key = False, int(model_inputs[0].shape[0])
-            specialised = sum(b is not None for _, b in self._step_fns)
-            if key not in self._step_fns and specialised >= self.max_step_traces:
+            if key not in self._step_fns and (
+                    sum(b is not None for _, b in self._step_fns) >= self.max_step_traces):
                 key = False, None
         if key not in self._step_fns:
             graph = self._reorder_step_graph if rows is not None else self._step_graph
@@ -549,9 +549,14 @@ class _TransformerDecoder(AutoRegressiveDecoder):
     def _graph_cache(self, flat):
         import tensorflow as tf
 
-        kv = flat[1:]
-        return {"length": tf.shape(flat[0])[1], "keep": flat[0],
-                "layers": {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}}
+        return self._as_cache(flat, tf.shape(flat[0])[1])
+
+    @staticmethod
+    def _as_cache(flat, length):
+        """`[keep, k0, v0, k1, v1, ...]` (what `_flatten` makes) -> cache dict."""
+        keep, kv = flat[0], flat[1:]
+        layers = {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}
+        return {"length": length, "keep": keep, "layers": layers}
 
     def _step_graph(self, *flat):
         n = len(flat) - 1 - 2 * self.transformer.num_hidden_layers
@@ -573,9 +578,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         return flat if probas is None else [probas] + flat
 
     def _unflatten(self, flat):
-        probas, keep, kv = flat[0], flat[1], flat[2:]
-        layers = {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}
-        return probas, {"length": int(keep.shape[1]), "keep": keep, "layers": layers}
+        return flat[0], self._as_cache(flat[1:], int(flat[1].shape[1]))
 
     def _trace(self, fn, n_inputs, cache, reorder=False, batch=None):
         # Eagerly, a one-token step costs one Python dispatch per layer call

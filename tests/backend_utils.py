@@ -1,7 +1,18 @@
-"""Backend-neutral helpers for tests: numpy conversion and input gradients."""
+"""Backend-neutral helpers for tests: numpy conversion, input gradients, subprocess environments."""
+
+import os
 
 import keras
 import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env(backend):
+    """`os.environ` for a child Python on `backend` that imports this checkout's package
+    (even where it is not pip-installed), with TensorFlow's C++ logging quiet."""
+    pythonpath = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=pythonpath)
 
 
 def to_np(x):

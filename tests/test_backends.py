@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from backend_utils import subprocess_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 CORE = [
     "test_bert.py", "test_model_family.py", "test_attention.py", "test_checkpoint_io.py",
     "test_saving.py",
@@ -24,9 +24,7 @@ def test_core_suite_passes_on_backend(backend):
         pytest.skip("already running on a non-default backend")
     pytest.importorskip(backend)
     files = [os.path.join(HERE, f) for f in CORE if os.path.exists(os.path.join(HERE, f))]
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-               # This checkout's package, even where it is not pip-installed.
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = subprocess_env(backend)
     proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
                            "-p", "no:warnings"], capture_output=True, text=True, env=env,
                           cwd=HERE, timeout=1500)

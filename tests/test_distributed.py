@@ -6,15 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from backend_utils import subprocess_env
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "distributed_training.py")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(backend, devices):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
-               # This checkout's package, even where it is not pip-installed.
-               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    env = subprocess_env(backend)
     proc = subprocess.run([sys.executable, EXAMPLE, "--devices", str(devices), "--json"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]

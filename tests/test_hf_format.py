@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from backend_utils import subprocess_env
 
 from kerasnlp4su.checkpoints.hf import (HFCheckpointReader, hf_config_path, hf_to_official, load_hf_model,
                                         official_to_hf, read_hf_config, save_weights_as_hf)
@@ -222,9 +223,8 @@ def test_reading_needs_neither_torch_nor_tensorflow(exported_bert):
         "print(m.predict([np.array([[2, 5, 3]]), np.zeros((1, 3), 'int32')], verbose=0).shape)\n"
         "print('imported:', 'torch' in sys.modules, 'tensorflow' in sys.modules)\n"
     )
-    env = dict(os.environ, KERAS_BACKEND=backend,
-               PYTHONPATH=os.path.join(os.path.dirname(__file__), ".."))
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=subprocess_env(backend),
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(1, 3, 2646)" in result.stdout

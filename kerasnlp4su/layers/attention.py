@@ -131,29 +131,25 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.rotary is not None:
             qw = self.rotary.rotate(qw, offset)
             kw = self.rotary.rotate(kw, offset)
-        new_cache = None
-        if cache is not None:
-            heads_first = (0, 2, 1, 3)
-            kh = ops.concatenate([ops.cast(cache[0], kw.dtype), ops.transpose(kw, heads_first)], axis=2)
-            vh = ops.concatenate([ops.cast(cache[1], vw.dtype), ops.transpose(vw, heads_first)], axis=2)
-            new_cache = (kh, vh)
+        heads_first = cache is not None
+        if heads_first:  # from here on kw/vw are (batch, heads, keys, size)
+            swap = (0, 2, 1, 3)
+            kw = ops.concatenate([ops.cast(cache[0], kw.dtype), ops.transpose(kw, swap)], axis=2)
+            vw = ops.concatenate([ops.cast(cache[1], vw.dtype), ops.transpose(vw, swap)], axis=2)
         if self.attention_type == "linear":
             if attention_mask is not None:
                 raise ValueError(
                     f"{self.name}: linear attention cannot apply an arbitrary attention_mask; "
                     "use padding_mask and causal=True (UniLM masks need softmax attention)")
-            if new_cache is not None:
-                kw, vw = (ops.transpose(t, (0, 2, 1, 3)) for t in new_cache)
-            o = self._linear_attention(qw, kw, vw, padding_mask, offset)
-        elif new_cache is not None:
-            o = self._softmax_attention(qw, *new_cache, attention_mask, padding_mask, offset,
-                                        training, heads_first=True)
+            keys, values = (ops.transpose(t, swap) for t in (kw, vw)) if heads_first else (kw, vw)
+            o = self._linear_attention(qw, keys, values, padding_mask, offset)
         else:
-            o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training)
+            o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training,
+                                        heads_first=heads_first)
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
-        if new_cache is not None:
-            return o, new_cache
+        if heads_first:
+            return o, (kw, vw)
         return o
 
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
