@@ -2,9 +2,11 @@
 
 Builds randomly initialised BERT UniLM models (no download) and, for each,
 encodes a 64- and a 256-token source and generates 64 tokens greedily (beam
-search with topk=1) with full recomputation every step (`use_cache=False`, the forward
-pass traced once) and with the KV cache (the default: prefix pass and
-one-token step each traced once). Sizes:
+search with topk=1) with full recomputation every step (`use_cache=False`; on
+TensorFlow the forward pass is traced once, on JAX and PyTorch it runs
+eagerly, as lengths change every step) and with the KV cache (the default:
+the one-token step traced once on TensorFlow, `jax.jit`-compiled once on
+JAX, eager on PyTorch). The backend is Keras's (`KERAS_BACKEND`). Sizes:
 
 * `base`: BERT-base shape (12 layers, hidden 768, vocab 21128), the usual
   UniLM seq2seq model; the `--target` applies to it. At batch 1 a cached
@@ -31,6 +33,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasnlp4su.decoding import AutoRegressiveDecoder, Seq2SeqDecoder  # noqa: E402
@@ -88,7 +91,7 @@ def main():
     args = parser.parse_args()
 
     print(f"{args.steps} generated tokens, greedy, best of {args.repeats}, "
-          f"CPU threads={os.cpu_count()}")
+          f"CPU threads={os.cpu_count()}, backend {keras.backend.backend()}")
     missed = False
     for size in args.sizes.split(","):
         for source in map(int, args.source.split(",")):
@@ -113,14 +116,15 @@ def run_size(size, source, args):
         # end_id outside the vocabulary: always generate exactly `steps` tokens.
         return Seq2SeqDecoder(transformer, end_id=-1, maxlen=args.steps, **kwargs)
 
-    runs = {"recompute (traced)": decoder(use_cache=False), "KV cache (default)": decoder()}
+    recompute = "recompute (traced)" if keras.backend.backend() == "tensorflow" else "recompute (eager)"
+    runs = {recompute: decoder(use_cache=False), "KV cache (default)": decoder()}
     if args.eager:
         runs["KV cache, eager step"] = decoder(compile_step=False)
     if args.bert4keras:
         runs["bert4keras-style predict"] = Bert4kerasStyle(
             transformer.model, start_id=None, end_id=-1, maxlen=args.steps)
     results = timed(runs, inputs, args.repeats)
-    base, base_cpu, reference = results["recompute (traced)"]
+    base, base_cpu, reference = results[recompute]
     # CPU time (all threads) is reported too: on a shared machine it moves
     # much less with other processes' load than wall time does.
     print(f"{size}: {config['num_hidden_layers']} layers, hidden {config['hidden_size']}, "

@@ -431,6 +431,9 @@ class _TransformerDecoder(AutoRegressiveDecoder):
     output_segment = 0
     #: how many batch sizes get a step traced for them (then one for any).
     max_step_traces = 4
+    #: the KV cache is reserved in blocks of this many positions, so the
+    #: compiled step sees few cache shapes (JAX compiles one per shape).
+    cache_block = 64
     application = None
 
     def __init__(self, transformer, end_id, maxlen, start_id=None, minlen=1, use_cache=True,
@@ -447,11 +450,14 @@ class _TransformerDecoder(AutoRegressiveDecoder):
                              "subclass AutoRegressiveDecoder")
         self.transformer = transformer
         self.use_cache = use_cache
-        self.compile_step = compile_step and keras.backend.backend() == "tensorflow"
+        self.backend = keras.backend.backend()
+        # PyTorch runs eagerly; TensorFlow traces, JAX jit-compiles the step.
+        self.compile_step = compile_step and self.backend in ("tensorflow", "jax")
+        self._tf = self.compile_step and self.backend == "tensorflow"
         self.uses_segments = transformer.segment_vocab_size > 0
-        # Traced functions (TensorFlow), built on first use.
+        # Compiled functions, built on first use.
         self._full_fn = self._prefix_fn = None
-        self._step_fns = {}  # (reorders?, batch or None) -> traced step
+        self._step_fns = {}  # (reorders?, batch or None) -> traced / jitted step
 
     # ------------------------------------------------------------ inputs
     def _source(self, inputs, batch):
@@ -483,6 +489,11 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         if states is None:
             token_ids, segment_ids = self._with_output(inputs, output_ids)
             probas, cache = self._prefix(self._model_inputs(token_ids, segment_ids))
+            # Room for every token this generation can add: the steps then
+            # write into the buffers and keep their shapes.
+            needed = token_ids.shape[1] + self.maxlen
+            cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
+                                                   * self.cache_block)
             return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
         new_ids = output_ids[:, states.consumed:].astype("int32")
         new_segments = np.full_like(new_ids, self.output_segment)
@@ -491,7 +502,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     def _full_last(self, model_inputs):
         """Last-position probabilities from a full forward pass (bert4keras behaviour)."""
-        if not self.compile_step:
+        # Lengths change every step: only TensorFlow traces this once for all.
+        if not self._tf:
             with no_grad():
                 return self._mlm(self.transformer.model(model_inputs, training=False))[:, -1]
         if self._full_fn is None:
@@ -506,7 +518,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     def _prefix(self, model_inputs):
         """The prefix pass: `(last probabilities, cache)`."""
-        if not self.compile_step:
+        if not self._tf:  # one eager pass; JAX would compile it per prefix length
             outputs, cache = self.transformer.cached_forward(model_inputs)
             return self._mlm(outputs)[:, -1], cache
         if self._prefix_fn is None:
@@ -528,6 +540,10 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             return self._mlm(outputs)[:, -1], cache
         cache = states.cache
         rows = states.rows
+        extra = [rows] if rows is not None else []
+        if not self._tf:
+            return self._unflatten(self._jax_step(rows is not None)(
+                *model_inputs, *extra, *self._flatten(None, cache)))
         # Greedy steps and unchanged beams get a trace per batch size, so the
         # dense layers see static shapes (TensorFlow then skips the shape
         # arithmetic around each matmul, ~10% of a BERT-base step), up to
@@ -543,29 +559,23 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             graph = self._reorder_step_graph if rows is not None else self._step_graph
             self._step_fns[key] = self._trace(graph, len(model_inputs), cache,
                                               reorder=rows is not None, batch=key[1])
-        extra = [rows] if rows is not None else []
         return self._unflatten(self._step_fns[key](*model_inputs, *extra, *self._flatten(None, cache)))
 
-    def _graph_cache(self, flat):
-        import tensorflow as tf
-
-        return self._as_cache(flat, tf.shape(flat[0])[1])
-
     @staticmethod
-    def _as_cache(flat, length):
-        """`[keep, k0, v0, k1, v1, ...]` (what `_flatten` makes) -> cache dict."""
-        keep, kv = flat[0], flat[1:]
+    def _as_cache(flat, length=None):
+        """`[length, keep, k0, v0, k1, v1, ...]` (what `_flatten` makes) -> cache dict."""
+        keep, kv = flat[1], flat[2:]
         layers = {index: tuple(kv[2 * index:2 * index + 2]) for index in range(len(kv) // 2)}
-        return {"length": length, "keep": keep, "layers": layers}
+        return {"length": flat[0] if length is None else length, "keep": keep, "layers": layers}
 
     def _step_graph(self, *flat):
-        n = len(flat) - 1 - 2 * self.transformer.num_hidden_layers
-        outputs, new = self.transformer.cached_forward(list(flat[:n]), self._graph_cache(flat[n:]))
+        n = len(flat) - 2 - 2 * self.transformer.num_hidden_layers
+        outputs, new = self.transformer.cached_forward(list(flat[:n]), self._as_cache(flat[n:]))
         return self._flatten(self._mlm(outputs)[:, -1], new)
 
     def _reorder_step_graph(self, *flat):
-        n = len(flat) - 2 - 2 * self.transformer.num_hidden_layers
-        rows, cache = flat[n], self._graph_cache(flat[n + 1:])
+        n = len(flat) - 3 - 2 * self.transformer.num_hidden_layers
+        rows, cache = flat[n], self._as_cache(flat[n + 1:])
         cache = self.transformer.reorder_cache(cache, rows)
         outputs, new = self.transformer.cached_forward(list(flat[:n]), cache)
         return self._flatten(self._mlm(outputs)[:, -1], new)
@@ -574,11 +584,36 @@ class _TransformerDecoder(AutoRegressiveDecoder):
     # structures costs more per call than the one-token step computes.
     def _flatten(self, probas, cache):
         layers = cache["layers"]
-        flat = [cache["keep"]] + [t for index in sorted(layers) for t in layers[index]]
+        length = cache["length"]
+        if isinstance(length, (int, np.integer)):  # a traced input, not a constant
+            length = np.asarray(length, dtype="int32")
+        flat = [length, cache["keep"]] + [t for index in sorted(layers) for t in layers[index]]
         return flat if probas is None else [probas] + flat
 
     def _unflatten(self, flat):
-        return flat[0], self._as_cache(flat[1:], int(flat[1].shape[1]))
+        # Outside compiled code the length is a Python int again: the eager
+        # path checks it against the capacity.
+        return flat[0], self._as_cache(flat[1:], int(flat[1]))
+
+    def _jax_step(self, reorder):
+        """The step under `jax.jit`; the model's variables are arguments, not constants.
+
+        The cache has a reserved capacity, so shapes stay the same from step
+        to step: one compile per batch size and cache block.
+        """
+        if reorder not in self._step_fns:
+            import jax
+
+            weights = self.transformer.model.weights
+            graph = self._reorder_step_graph if reorder else self._step_graph
+
+            def stateless(values, *flat):
+                with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                    return graph(*flat)
+
+            jitted = jax.jit(stateless)
+            self._step_fns[reorder] = lambda *flat: jitted([w.value for w in weights], *flat)
+        return self._step_fns[reorder]
 
     def _trace(self, fn, n_inputs, cache, reorder=False, batch=None):
         # Eagerly, a one-token step costs one Python dispatch per layer call
@@ -596,10 +631,12 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             signature.append(tf.TensorSpec((batch,), "int32"))
         if cache is not None:
             cache_batch = None if reorder else batch
-            # keep-mask (batch, length), then keys/values (batch, heads, length, size).
-            signature += [tf.TensorSpec((cache_batch, None) if t.ndim == 2 else
-                                        (cache_batch, t.shape[1], None, t.shape[3]), t.dtype)
-                          for t in self._flatten(None, cache)]
+            # length (scalar), keep-mask (batch, capacity), then keys/values
+            # (batch, heads, capacity, size).
+            layers = self._flatten(None, cache)[2:]
+            signature += [tf.TensorSpec((), "int32"), tf.TensorSpec((cache_batch, None), "bool")]
+            signature += [tf.TensorSpec((cache_batch, t.shape[1], None, t.shape[3]), t.dtype)
+                          for t in layers]
         # The concrete function: calling it skips tf.function's per-call
         # signature matching (~1 ms with 2 + 2 * layers tensors).
         return tf.function(fn, input_signature=signature, autograph=False).get_concrete_function()
@@ -612,8 +649,10 @@ class Seq2SeqDecoder(_TransformerDecoder):
     [SEP]`, segment 0, as `Tokenizer.encode` returns it); generated tokens
     get segment 1. With `use_cache=True` (default) each step runs only the
     newest token through the model; `use_cache=False` recomputes the whole
-    sequence every step like bert4keras. On TensorFlow the step is traced
-    once with `tf.function` (`compile_step=False` runs it eagerly).
+    sequence every step like bert4keras. The one-token step is compiled:
+    traced once with `tf.function` on TensorFlow, `jax.jit` on JAX (once per
+    batch size and `cache_block` of cache capacity); PyTorch and
+    `compile_step=False` run it eagerly.
 
     Example:
     >>> t = build_transformer_model(config, ckpt, application="unilm",

@@ -148,6 +148,36 @@ def test_causal_kv_cache_equals_full_pass(kind, scale, chunk):
     np.testing.assert_allclose(to_np(out), full[:, 4:], atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [True, False])
+def test_fixed_capacity_cache_equals_appending(causal):
+    # Writing into reserved buffers at `cache_index` gives what appending
+    # gives, whatever the unwritten slots hold: they are never attended to.
+    layer = make_layer(causal=causal, position_encoding="rotary")
+    empty = (np.zeros((2, 2, 0, 4), "float32"),) * 2
+    out, grown = layer(X[:, :3], cache=empty)
+    want = [to_np(out)]
+    garbage = RNG.standard_normal((2, 2, 8, 4)).astype("float32")
+    buffers = tuple(np.concatenate([to_np(c), garbage[:, :, 3:]], axis=2) for c in grown)
+    got = [to_np(out)]
+    for t in range(3, 6):
+        out, grown = layer(X[:, t:t + 1], cache=grown)
+        want.append(to_np(out))
+        out, buffers = layer(X[:, t:t + 1], cache=buffers, cache_index=t)
+        got.append(to_np(out))
+        assert tuple(buffers[0].shape) == (2, 2, 8, 4)  # the capacity stays
+    np.testing.assert_allclose(np.concatenate(got, 1), np.concatenate(want, 1), atol=1e-5)
+    np.testing.assert_allclose(to_np(buffers[0])[:, :, :6], to_np(grown[0]), atol=1e-6)
+    np.testing.assert_array_equal(to_np(buffers[1])[:, :, 6:], garbage[:, :, 6:])
+
+
+def test_fixed_capacity_cache_needs_softmax_and_a_cache():
+    with pytest.raises(ValueError, match="needs softmax"):
+        make_layer(attention_type="linear", causal=True)(
+            X[:, :1], cache=(np.zeros((2, 2, 4, 4), "float32"),) * 2, cache_index=0)
+    with pytest.raises(ValueError, match="cache_index needs a cache"):
+        make_layer()(X, cache_index=0)
+
+
 def test_linear_attention_rejects_entropy_invariant_scale():
     with pytest.raises(ValueError, match="scale cancels"):
         MultiHeadAttention(2, 4, attention_type="linear", scale="entropy_invariant")

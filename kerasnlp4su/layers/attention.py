@@ -34,6 +34,13 @@ class MultiHeadAttention(keras.layers.Layer):
       `(output, new_cache)`. RoPE positions continue from the cache length.
       Heads come before positions so a decoding step multiplies the cached
       keys and values as they lie, without transposing the whole cache.
+    * `cache_index` (with `cache`): the buffers have a fixed capacity and
+      hold `cache_index` valid positions; the new keys/values are written
+      at `cache_index` instead of appended, so every step has the same
+      shapes (what `jax.jit` needs to compile a decoding step once). Keys
+      past `cache_index + q_len` are hidden; RoPE positions start at
+      `cache_index`. The caller makes sure the new tokens fit: an update
+      past the capacity would be clamped by `slice_update`.
 
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
@@ -118,7 +125,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def _split_heads(self, x, size):
         return ops.reshape(x, ops.shape(x)[:2] + (self.heads, size))
 
-    def call(self, inputs, attention_mask=None, padding_mask=None, cache=None,
+    def call(self, inputs, attention_mask=None, padding_mask=None, cache=None, cache_index=None,
              training=None, mask=None):
         if isinstance(inputs, (list, tuple)):
             q, k, v = inputs
@@ -127,15 +134,32 @@ class MultiHeadAttention(keras.layers.Layer):
         qw = self._split_heads(self.query_dense(q), self.key_size)
         kw = self._split_heads(self.key_dense(k), self.key_size)
         vw = self._split_heads(self.value_dense(v), self.head_size)
-        offset = 0 if cache is None else ops.shape(cache[0])[2]
+        if cache_index is not None and cache is None:
+            raise ValueError(f"{self.name}: cache_index needs a cache")
+        if cache_index is not None and self.attention_type == "linear":
+            raise ValueError(f"{self.name}: a fixed-capacity cache (cache_index) needs softmax "
+                             "attention; linear attention appends to its cache")
+        if cache is None:
+            offset = 0
+        elif cache_index is None:
+            offset = ops.shape(cache[0])[2]
+        else:
+            offset = cache_index
         if self.rotary is not None:
             qw = self.rotary.rotate(qw, offset)
             kw = self.rotary.rotate(kw, offset)
         heads_first = cache is not None
+        key_limit = None
         if heads_first:  # from here on kw/vw are (batch, heads, keys, size)
             swap = (0, 2, 1, 3)
-            kw = ops.concatenate([ops.cast(cache[0], kw.dtype), ops.transpose(kw, swap)], axis=2)
-            vw = ops.concatenate([ops.cast(cache[1], vw.dtype), ops.transpose(vw, swap)], axis=2)
+            if cache_index is None:
+                kw, vw = (ops.concatenate([ops.cast(c, t.dtype), ops.transpose(t, swap)], axis=2)
+                          for c, t in zip(cache, (kw, vw)))
+            else:
+                start = (0, 0, cache_index, 0)
+                kw, vw = (ops.slice_update(c, start, ops.cast(ops.transpose(t, swap), c.dtype))
+                          for c, t in zip(cache, (kw, vw)))
+                key_limit = offset + ops.shape(qw)[1]
         if self.attention_type == "linear":
             if attention_mask is not None:
                 raise ValueError(
@@ -145,7 +169,7 @@ class MultiHeadAttention(keras.layers.Layer):
             o = self._linear_attention(qw, keys, values, padding_mask, offset)
         else:
             o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training,
-                                        heads_first=heads_first)
+                                        heads_first=heads_first, key_limit=key_limit)
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
         if heads_first:
@@ -153,9 +177,10 @@ class MultiHeadAttention(keras.layers.Layer):
         return o
 
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
-                           heads_first=False):
+                           heads_first=False, key_limit=None):
         # `kw`/`vw` are (batch, keys, heads, d), or (batch, heads, keys, d)
-        # with `heads_first` (the KV-cache layout).
+        # with `heads_first` (the KV-cache layout). Keys at `key_limit` and
+        # beyond are unwritten slots of a fixed-capacity cache.
         keys = "bhkd" if heads_first else "bkhd"
         # Scores in float32: softmax of bf16 logits is visibly off.
         scores = ops.einsum(f"bqhd,{keys}->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
@@ -168,11 +193,14 @@ class MultiHeadAttention(keras.layers.Layer):
         if padding_mask is not None:
             keep = ops.cast(padding_mask, "bool")[:, None, None, :]
             allowed = keep if allowed is None else ops.logical_and(allowed, keep)
+        k_pos = ops.arange(ops.shape(kw)[2 if heads_first else 1])
         if self.causal:
             q_pos = ops.arange(ops.shape(qw)[1]) + offset
-            k_pos = ops.arange(ops.shape(kw)[2 if heads_first else 1])
             tril = k_pos[None, :] <= q_pos[:, None]
             allowed = tril if allowed is None else ops.logical_and(allowed, tril)
+        elif key_limit is not None:  # causal already hides every slot past the queries
+            written = k_pos < key_limit
+            allowed = written if allowed is None else ops.logical_and(allowed, written)
         if self.scale == "standard":
             scores = scores * (1.0 / math.sqrt(self.key_size))
         elif self.scale == "entropy_invariant":

@@ -245,8 +245,12 @@ class Transformer:
         if self.norm_position == "pre":
             x = self.norm(x, f"{name}-Norm")
         if self._step is not None and cache_key is not None:
-            call_kwargs = dict(call_kwargs or {}, cache=self._step["cache"].get(cache_key)
-                               or self._empty_cache(x))
+            if self._step["prefix"]:
+                step_kwargs = {"cache": self._empty_cache(x)}
+            else:  # fixed-capacity buffers: write the new keys/values at `length`
+                step_kwargs = {"cache": self._step["cache"][cache_key],
+                               "cache_index": self._step["length"]}
+            call_kwargs = dict(call_kwargs or {}, **step_kwargs)
             x, self._step["new"][cache_key] = self.apply(x, layer_cls, name=name,
                                                          call_kwargs=call_kwargs)
         else:
@@ -304,12 +308,20 @@ class Transformer:
         With a cache, the new tokens see every cached token (except padding)
         and, causally, each other. Returns `(outputs, new_cache)` where
         `outputs` has the model's usual structure for the new positions and
-        `new_cache` is `{"length", "keep": (batch, length) non-padding mask,
-        "layers": {index: (keys, values)}}` with keys/values shaped
-        `(batch, heads, length, size)`.
+        `new_cache` is `{"length", "keep": (batch, capacity) mask of the
+        written non-padding positions, "layers": {index: (keys, values)}}`
+        with keys/values shaped `(batch, heads, capacity, size)`.
+
+        The buffers have a fixed capacity (`reserve_cache` sets it; the
+        prefix pass returns exactly its length) and each step writes into
+        them, so every step has the same shapes and compiles once. When
+        `length` is a Python int and the new tokens do not fit, the cache
+        grows (doubling); a traced `length` must fit, as the caller
+        reserved.
 
         Example:
         >>> probs, cache = t.cached_forward([prefix_ids, prefix_segments])   # doctest: +SKIP
+        >>> cache = t.reserve_cache(cache, 64)  # room for 64 positions       # doctest: +SKIP
         >>> probs, cache = t.cached_forward([next_ids, next_segments], cache)  # doctest: +SKIP
         """
         if self.model is None:
@@ -318,14 +330,19 @@ class Transformer:
             raise ValueError("cached decoding needs softmax attention")
         inputs = [keras.ops.convert_to_tensor(i, "int32") for i in inputs]
         token_ids = inputs[0]
+        n = keras.ops.shape(token_ids)[1]
         keep = keras.ops.not_equal(token_ids, 0)
-        if cache is None:
+        prefix = cache is None
+        if prefix:
             cache = {"length": 0, "keep": None, "layers": {}}
         else:
-            keep = keras.ops.concatenate([cache["keep"], keep], axis=1)
-        # The prefix pass (no cached tokens) uses the application's own masks.
+            length = cache["length"]
+            if isinstance(length, int) and isinstance(n, int):
+                capacity = int(keras.ops.shape(cache["keep"])[1])
+                if length + n > capacity:
+                    cache = self.reserve_cache(cache, max(length + n, 2 * capacity))
+            keep = keras.ops.slice_update(cache["keep"], (0, cache["length"]), keep)
         # `length` may be a traced tensor: one compiled step serves every length.
-        prefix = isinstance(cache["length"], int) and cache["length"] == 0
         self._step = {"prefix": prefix, "length": cache["length"], "keep": keep,
                       "cache": cache["layers"], "new": {}}
         try:
@@ -338,9 +355,30 @@ class Transformer:
             new_layers = self._step["new"]
         finally:
             self._step = None
-        new_cache = {"length": cache["length"] + keras.ops.shape(token_ids)[1], "keep": keep,
-                     "layers": new_layers}
+        new_cache = {"length": cache["length"] + n, "keep": keep, "layers": new_layers}
         return outputs, new_cache
+
+    @staticmethod
+    def reserve_cache(cache, capacity):
+        """The cache with room for `capacity` positions (zero keys, `keep` False past `length`).
+
+        Reserving what a generation needs up front (the decoders reserve
+        prefix + `maxlen`) keeps every step's shapes the same.
+        """
+        current = int(keras.ops.shape(cache["keep"])[1])
+        if capacity < current:
+            raise ValueError(f"cannot shrink a KV cache from {current} to {capacity} positions")
+        extra = capacity - current
+        if extra == 0:
+            return cache
+
+        def pad(t, axis):
+            widths = [[0, 0]] * len(t.shape)
+            widths[axis] = [0, extra]
+            return keras.ops.pad(t, widths)
+
+        return {"length": cache["length"], "keep": pad(cache["keep"], 1),
+                "layers": {k: (pad(kv[0], 2), pad(kv[1], 2)) for k, kv in cache["layers"].items()}}
 
     @staticmethod
     def reorder_cache(cache, indices):
@@ -358,7 +396,7 @@ class Transformer:
         # New tokens see all earlier non-padding tokens and, causally, each other.
         n = keras.ops.shape(token_ids)[1]
         past = self._step["length"]
-        keys = keras.ops.arange(past + n)
+        keys = keras.ops.arange(keras.ops.shape(self._step["keep"])[1])
         queries = keras.ops.arange(n) + past
         allowed = keras.ops.logical_and(self._step["keep"][:, None, None, :],
                                         (keys[None, :] <= queries[:, None])[None, None])

@@ -1,0 +1,88 @@
+"""The compiled KV-cache step (tf.function on TensorFlow, jax.jit on JAX) and the
+fixed-capacity cache it needs; small enough to run on every backend (test_backends)."""
+
+import keras
+import numpy as np
+import pytest
+
+import tiny_checkpoints
+from backend_utils import to_np
+from kerasnlp4su.decoding import Seq2SeqDecoder
+from kerasnlp4su.models import build_transformer_model
+
+END = 3
+SOURCE = np.array([2, 11, 12, 13, 14, 15, END])
+
+
+@pytest.fixture(scope="module")
+def unilm(tmp_path_factory):
+    config_path, ckpt = tiny_checkpoints.write(str(tmp_path_factory.mktemp("bert")), "bert")
+    return build_transformer_model(config_path, ckpt, model="bert", application="unilm",
+                                   return_keras_model=False)
+
+
+def test_reserved_cache_gives_the_same_outputs_and_grows_when_full(unilm):
+    ids = np.array([[2, 11, 12, 3, 20, 21, 22, 23], [2, 11, 3, 0, 20, 21, 22, 23]])
+    seg = np.array([[0, 0, 0, 0, 1, 1, 1, 1]] * 2)
+    full = unilm.model.predict([ids, seg], verbose=0)
+    _, cache = unilm.cached_forward([ids[:, :4], seg[:, :4]])
+    cache = unilm.reserve_cache(cache, 6)
+    assert tuple(cache["layers"][0][0].shape)[2] == 6 and cache["length"] == 4
+    for j in range(4, 8):  # the 7th position overflows the 6 reserved: the cache doubles
+        out, cache = unilm.cached_forward([ids[:, j:j + 1], seg[:, j:j + 1]], cache)
+        np.testing.assert_allclose(to_np(out)[:, 0], full[:, j], atol=1e-6)
+    assert cache["length"] == 8 and tuple(cache["keep"].shape) == (2, 12)
+    np.testing.assert_array_equal(to_np(cache["keep"])[:, :8], ids != 0)
+    assert not to_np(cache["keep"])[:, 8:].any()
+    with pytest.raises(ValueError, match="cannot shrink a KV cache from 12 to 5"):
+        unilm.reserve_cache(cache, 5)
+
+
+@pytest.mark.parametrize("topk", [1, 3])
+def test_compiled_step_matches_the_eager_step(unilm, topk):
+    # Beam search with topk=3 reorders beams inside the compiled step. The
+    # eager step is checked against full recomputation by the reserved-cache
+    # test above and by test_decoding (which recomputes on TensorFlow, where
+    # that is cheap: eager JAX compiles every op again for each new length).
+    inputs = [SOURCE, np.zeros_like(SOURCE)]
+    compiled = Seq2SeqDecoder(unilm, end_id=END, maxlen=8)
+    full = Seq2SeqDecoder(unilm, end_id=END, maxlen=8, compile_step=False)
+    np.testing.assert_array_equal(compiled.beam_search(inputs, topk=topk),
+                                  full.beam_search(inputs, topk=topk))
+    got = compiled.random_sample(inputs, 3, topk=4, rng=np.random.default_rng(2))
+    want = full.random_sample(inputs, 3, topk=4, rng=np.random.default_rng(2))
+    assert [g.tolist() for g in got] == [w.tolist() for w in want]
+    assert compiled.compile_step == (keras.backend.backend() in ("tensorflow", "jax"))
+
+
+def test_compiled_step_compiles_once_per_shape(unilm):
+    # The reserved capacity keeps step shapes fixed: a greedy generation of
+    # 8 tokens compiles its step once, and a second source of another length
+    # in the same cache block reuses it.
+    decoder = Seq2SeqDecoder(unilm, end_id=-1, maxlen=8)
+    traces = []
+    step_graph = decoder._step_graph
+    decoder._step_graph = lambda *flat: traces.append(1) or step_graph(*flat)
+    for source in (SOURCE, SOURCE[:5]):
+        out = decoder.beam_search([source, np.zeros_like(source)], topk=1)
+        assert len(out) == 8
+    if decoder.compile_step:
+        assert len(traces) == 1, len(traces)
+    else:  # eager (PyTorch): the graph function is not used
+        assert not traces
+
+
+def test_weights_changed_after_compiling_are_used(unilm):
+    # jax.jit gets the variables as arguments, not baked-in constants.
+    d = Seq2SeqDecoder(unilm, end_id=-1, maxlen=3)
+    inputs = [SOURCE, np.zeros_like(SOURCE)]
+    d.beam_search(inputs, topk=1)
+    bias = unilm.model.get_layer("MLM-Bias").weights[0]
+    original = to_np(bias)
+    try:
+        boosted = original.copy()
+        boosted[7] = 1e4  # token 7 now wins every step
+        bias.assign(boosted)
+        assert d.beam_search(inputs, topk=1).tolist() == [7, 7, 7]
+    finally:
+        bias.assign(original)
