@@ -200,7 +200,10 @@ class MultiHeadAttention(keras.layers.Layer):
             allowed = tril if allowed is None else ops.logical_and(allowed, tril)
         elif key_limit is not None:  # causal already hides every slot past the queries
             written = k_pos < key_limit
-            allowed = written if allowed is None else ops.logical_and(allowed, written)
+            if bias is not None:  # fold into the (usually per-key) bias, not the scores
+                bias = ops.where(written, bias, NEG_INF)
+            else:
+                allowed = written if allowed is None else ops.logical_and(allowed, written)
         if self.scale == "standard":
             scores = scores * (1.0 / math.sqrt(self.key_size))
         elif self.scale == "entropy_invariant":
