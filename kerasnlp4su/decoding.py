@@ -450,10 +450,10 @@ class _TransformerDecoder(AutoRegressiveDecoder):
                              "subclass AutoRegressiveDecoder")
         self.transformer = transformer
         self.use_cache = use_cache
-        self.backend = keras.backend.backend()
+        backend = keras.backend.backend()
         # PyTorch runs eagerly; TensorFlow traces, JAX jit-compiles the step.
-        self.compile_step = compile_step and self.backend in ("tensorflow", "jax")
-        self._tf = self.compile_step and self.backend == "tensorflow"
+        self.compile_step = compile_step and backend in ("tensorflow", "jax")
+        self._tf = self.compile_step and backend == "tensorflow"
         self.uses_segments = transformer.segment_vocab_size > 0
         # Compiled functions, built on first use.
         self._full_fn = self._prefix_fn = None
@@ -601,7 +601,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         The cache has a reserved capacity, so shapes stay the same from step
         to step: one compile per batch size and cache block.
         """
-        if reorder not in self._step_fns:
+        key = reorder, None  # jax.jit itself compiles once per batch size and capacity
+        if key not in self._step_fns:
             import jax
 
             weights = self.transformer.model.weights
@@ -612,8 +613,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
                     return graph(*flat)
 
             jitted = jax.jit(stateless)
-            self._step_fns[reorder] = lambda *flat: jitted([w.value for w in weights], *flat)
-        return self._step_fns[reorder]
+            self._step_fns[key] = lambda *flat: jitted([w.value for w in weights], *flat)
+        return self._step_fns[key]
 
     def _trace(self, fn, n_inputs, cache, reorder=False, batch=None):
         # Eagerly, a one-token step costs one Python dispatch per layer call

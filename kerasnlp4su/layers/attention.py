@@ -193,7 +193,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if padding_mask is not None:
             keep = ops.cast(padding_mask, "bool")[:, None, None, :]
             allowed = keep if allowed is None else ops.logical_and(allowed, keep)
-        k_pos = ops.arange(ops.shape(kw)[2 if heads_first else 1])
+        if self.causal or key_limit is not None:
+            k_pos = ops.arange(ops.shape(kw)[2 if heads_first else 1])
         if self.causal:
             q_pos = ops.arange(ops.shape(qw)[1]) + offset
             tril = k_pos[None, :] <= q_pos[:, None]
