@@ -136,6 +136,11 @@ def _layer_zoo():
         x = L.MaskedAdd()([_embedded(ids), keras.layers.Embedding(2, 8)(segs)])
         return keras.Model([ids, segs], L.MaskedGlobalAveragePooling()([x, ids])), [IDS, SEGS]
 
+    @add("Dense")
+    def _():
+        x = _seq()
+        return keras.Model(x, L.Dense(5, activation="gelu")(x)), [H]
+
     @add("FeedForward")
     def _():
         x = _seq()

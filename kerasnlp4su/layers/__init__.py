@@ -2,6 +2,7 @@
 
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.crf import ConditionalRandomField
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
 from kerasnlp4su.layers.feedforward import FeedForward
 from kerasnlp4su.layers.gau import GatedAttentionUnit, ScaleOffset
@@ -18,9 +19,9 @@ from kerasnlp4su.layers.position import (
 )
 
 __all__ = [
-    "AttentionMask", "BiasAdd", "ConditionalRandomField", "EfficientGlobalPointer", "Embedding",
-    "FeedForward", "GatedAttentionUnit", "GlobalPointer", "LayerNormalization", "MaskedAdd",
-    "MaskedGlobalAveragePooling", "MultiHeadAttention", "PaddingMask", "PositionEmbedding",
-    "RotaryEmbedding", "ScaleOffset", "SinusoidalPositionEmbedding", "TokenSelect",
-    "apply_rotary", "rotary_sin_cos",
+    "AttentionMask", "BiasAdd", "ConditionalRandomField", "Dense", "EfficientGlobalPointer",
+    "Embedding", "FeedForward", "GatedAttentionUnit", "GlobalPointer", "LayerNormalization",
+    "MaskedAdd", "MaskedGlobalAveragePooling", "MultiHeadAttention", "PaddingMask",
+    "PositionEmbedding", "RotaryEmbedding", "ScaleOffset", "SinusoidalPositionEmbedding",
+    "TokenSelect", "apply_rotary", "rotary_sin_cos",
 ]

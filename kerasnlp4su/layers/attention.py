@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, attention_scale
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
 ATTENTION_TYPES = ("softmax", "linear")
@@ -109,7 +110,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.out_dim = int(out_dim)
 
         def dense(units, name, shape):
-            layer = keras.layers.Dense(units, use_bias=self.use_bias, name=name,
+            layer = Dense(units, use_bias=self.use_bias, name=name,
                                        kernel_initializer=self.kernel_initializer,
                                        dtype=self.dtype_policy)
             layer.build(shape)

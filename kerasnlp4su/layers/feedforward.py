@@ -3,6 +3,7 @@
 import keras
 
 from kerasnlp4su.backend import get_activation
+from kerasnlp4su.layers.dense import Dense
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
@@ -30,10 +31,10 @@ class FeedForward(keras.layers.Layer):
     def build(self, input_shape):
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
-        self.intermediate = keras.layers.Dense(
+        self.intermediate = Dense(
             self.units, activation=get_activation(self.activation), name="intermediate", **common)
         self.intermediate.build(input_shape)
-        self.output_dense = keras.layers.Dense(input_shape[-1], name="output", **common)
+        self.output_dense = Dense(input_shape[-1], name="output", **common)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 

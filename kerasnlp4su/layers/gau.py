@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, get_activation
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
 NORMALIZATIONS = ("squared_relu", "softmax_plus", "softmax")
@@ -109,7 +110,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         hidden = input_shape[-1]
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
-        self.i_dense = keras.layers.Dense(2 * self.units + self.key_size, name="i_dense",
+        self.i_dense = Dense(2 * self.units + self.key_size, name="i_dense",
                                           activation=get_activation(self.activation), **common)
         self.i_dense.build(input_shape)
         self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset",
@@ -119,7 +120,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         qk_shape = tuple(input_shape[:-1]) + (self.key_size,)
         self.q_scaleoffset.build(qk_shape)
         self.k_scaleoffset.build(qk_shape)
-        self.o_dense = keras.layers.Dense(hidden, name="o_dense", **common)
+        self.o_dense = Dense(hidden, name="o_dense", **common)
         self.o_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 

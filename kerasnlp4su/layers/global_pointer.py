@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import large_value
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
 
@@ -51,7 +52,7 @@ class _SpanPointerBase(keras.layers.Layer):
         self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if self.rope else None
 
     def _dense(self, units, name, input_shape):
-        layer = keras.layers.Dense(units, use_bias=self.use_bias, name=name,
+        layer = Dense(units, use_bias=self.use_bias, name=name,
                                    kernel_initializer=self.kernel_initializer,
                                    dtype=self.dtype_policy)
         layer.build(input_shape)

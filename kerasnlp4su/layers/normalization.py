@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasnlp4su.layers.dense import Dense
+
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
 class LayerNormalization(keras.layers.Layer):
@@ -53,19 +55,19 @@ class LayerNormalization(keras.layers.Layer):
         if self.conditional:
             cond_shape = tuple(input_shape[1])
             if self.hidden_units:
-                self.hidden_dense = keras.layers.Dense(
+                self.hidden_dense = Dense(
                     self.hidden_units, activation=self.hidden_activation, use_bias=False,
                     kernel_initializer=self.hidden_initializer, name="hidden_dense",
                     dtype=self.dtype_policy)
                 self.hidden_dense.build(cond_shape)
                 cond_shape = cond_shape[:-1] + (self.hidden_units,)
             if self.center:
-                self.beta_dense = keras.layers.Dense(
+                self.beta_dense = Dense(
                     dim, use_bias=False, kernel_initializer="zeros", name="beta_dense",
                     dtype=self.dtype_policy)
                 self.beta_dense.build(cond_shape)
             if self.scale:
-                self.gamma_dense = keras.layers.Dense(
+                self.gamma_dense = Dense(
                     dim, use_bias=False, kernel_initializer="zeros", name="gamma_dense",
                     dtype=self.dtype_policy)
                 self.gamma_dense.build(cond_shape)

@@ -3,6 +3,7 @@
 import keras
 
 from kerasnlp4su.backend import get_activation
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.models.bert import BERT
 from kerasnlp4su.models.transformer import dense_names, norm_names
 
@@ -36,10 +37,10 @@ class ELECTRA(BERT):
         if not self.with_discriminator:
             return super().apply_final_layers(x)
         activation = "sigmoid" if self.with_discriminator is True else self.with_discriminator
-        x = self.apply(x, keras.layers.Dense, name="Discriminator-Dense", units=self.hidden_size,
+        x = self.apply(x, Dense, name="Discriminator-Dense", units=self.hidden_size,
                        activation=get_activation(self.hidden_act),
                        kernel_initializer=self.initializer)
-        return self.apply(x, keras.layers.Dense, name="Discriminator-Prediction", units=1,
+        return self.apply(x, Dense, name="Discriminator-Prediction", units=1,
                           activation=activation, kernel_initializer=self.initializer)
 
     def embedding_mapping(self):

@@ -10,6 +10,7 @@ import numpy as np
 
 from kerasnlp4su.backend import NEG_INF, get_activation, no_grad
 from kerasnlp4su.layers.attention import MultiHeadAttention
+from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
 from kerasnlp4su.layers.feedforward import FeedForward
 from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
@@ -209,7 +210,7 @@ class Transformer:
         x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
         if self.embedding_size != self.hidden_size:
-            x = self.apply(x, keras.layers.Dense, name="Embedding-Mapping",
+            x = self.apply(x, Dense, name="Embedding-Mapping",
                            units=self.hidden_size, kernel_initializer=self.initializer,
                            use_bias=self.use_bias)
         return x
@@ -272,11 +273,11 @@ class Transformer:
         if self.with_pool:
             pool_activation = "tanh" if self.with_pool is True else self.with_pool
             p = self.apply(x, TokenSelect, name="Pooler", index=0)
-            p = self.apply(p, keras.layers.Dense, name="Pooler-Dense", units=self.hidden_size,
+            p = self.apply(p, Dense, name="Pooler-Dense", units=self.hidden_size,
                            activation=pool_activation, kernel_initializer=self.initializer)
             if self.with_nsp:
                 nsp_activation = "softmax" if self.with_nsp is True else self.with_nsp
-                p = self.apply(p, keras.layers.Dense, name="NSP-Proba", units=2,
+                p = self.apply(p, Dense, name="NSP-Proba", units=2,
                                activation=nsp_activation, kernel_initializer=self.initializer)
             outputs.append(p)
         if self.with_mlm:
@@ -289,7 +290,7 @@ class Transformer:
 
     def apply_mlm_head(self, x):
         mlm_activation = "softmax" if self.with_mlm is True else self.with_mlm
-        x = self.apply(x, keras.layers.Dense, name="MLM-Dense", units=self.embedding_size,
+        x = self.apply(x, Dense, name="MLM-Dense", units=self.embedding_size,
                        activation=get_activation(self.hidden_act),
                        kernel_initializer=self.initializer)
         x = self.norm(x, "MLM-Norm")
