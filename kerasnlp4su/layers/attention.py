@@ -111,8 +111,8 @@ class MultiHeadAttention(keras.layers.Layer):
 
         def dense(units, name, shape):
             layer = Dense(units, use_bias=self.use_bias, name=name,
-                                       kernel_initializer=self.kernel_initializer,
-                                       dtype=self.dtype_policy)
+                          kernel_initializer=self.kernel_initializer,
+                          dtype=self.dtype_policy)
             layer.build(shape)
             return layer
 

@@ -111,7 +111,7 @@ class GatedAttentionUnit(keras.layers.Layer):
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
         self.i_dense = Dense(2 * self.units + self.key_size, name="i_dense",
-                                          activation=get_activation(self.activation), **common)
+                             activation=get_activation(self.activation), **common)
         self.i_dense.build(input_shape)
         self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset",
                                          dtype=self.dtype_policy)

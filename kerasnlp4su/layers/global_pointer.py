@@ -53,8 +53,8 @@ class _SpanPointerBase(keras.layers.Layer):
 
     def _dense(self, units, name, input_shape):
         layer = Dense(units, use_bias=self.use_bias, name=name,
-                                   kernel_initializer=self.kernel_initializer,
-                                   dtype=self.dtype_policy)
+                      kernel_initializer=self.kernel_initializer,
+                      dtype=self.dtype_policy)
         layer.build(input_shape)
         return layer
 
