@@ -14,6 +14,7 @@ Only ids are produced (no token strings or offsets).
 
 import functools
 import itertools
+import threading
 import unicodedata
 
 import numpy as np
@@ -64,27 +65,35 @@ class VectorizedWordPiece:
         self._tokenizer = tokenizer
         self._lower = tokenizer._do_lower_case
         self._classes = class_table(self._lower)
+        # One id table serves both kinds of word: entry c < _N is the id of
+        # the one-character word chr(c) (a CJK character or punctuation);
+        # memoised multi-character words own rows appended after it.
         unk = tokenizer._token_unk_id
-        self._single = np.full(_N, unk, dtype=np.int64)
+        self._single = np.full(_N, unk, dtype=np.int32)
         for token, i in tokenizer._token_dict.items():
             if len(token) == 1 and tokenizer._word_maxlen >= 1:
                 self._single[ord(token)] = i
-        self._unsafe = np.zeros(_N, bool)  # characters HF must not see
-        if tokenizer._hf is not None:
-            from kerasnlp4su.tokenizers._hf_engine import unsafe_ranges
-
-            for lo, hi in unsafe_ranges(self._lower):
-                self._unsafe[lo:hi + 1] = True
-        self._all_safe = False
+        # The word memo grows (and resets) while texts are encoded; data
+        # pipelines call encode() from several threads at once.
+        self._lock = threading.Lock()
         self._reset_memo()
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def _reset_memo(self):
-        # Memo of multi-character words: word -> row; row r's ids are
+        # Memo of runs of KEEP characters: word -> row; row r's ids are
         # pool[row_start[r]:row_start[r] + row_len[r]] (numpy, so a batch
         # gathers every occurrence's ids without a Python loop).
         self._rows = {}
-        self._pool = np.zeros(1024, np.int64)
-        self._pool_size = 0
+        self._pool = np.concatenate((self._single, np.zeros(1024, np.int32)))
+        self._pool_size = _N
         self._row_start = np.zeros(1024, np.int64)
         self._row_len = np.zeros(1024, np.int64)
 
@@ -119,7 +128,7 @@ class VectorizedWordPiece:
         if (tk._hf is not None and words
                 and max(map(len, words)) <= tk._word_maxlen):
             joined = " ".join(words)
-            if self._all_safe or tk._unsafe.search(joined) is None:
+            if tk._unsafe.search(joined) is None:
                 encoding = tk._hf.encode(joined, add_special_tokens=False)
                 flat = np.asarray(encoding.ids, np.int64)
                 word_of = np.asarray(encoding.word_ids, np.int64)
@@ -158,12 +167,13 @@ class VectorizedWordPiece:
         bounds = np.concatenate(([0], np.cumsum(per_text))).tolist()
         return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def encode_batch(self, texts, start, end, maxlen, truncate_from):
-        """``encode_batch`` of single texts, ends and truncation done in numpy.
+    def _layout(self, texts, start, end, maxlen, truncate_from):
+        """Ids of every text with its ends and truncation applied.
 
-        ``start``/``end`` are ids or None. Returns ``(ids, segments)`` lists,
-        or None for a case this path does not cover (it then falls back to
-        the list path); the result equals ``Tokenizer.encode`` per text.
+        Returns ``(flat, per_text, src_first, keep, lengths)`` or None for a
+        case this path does not cover (the caller then takes the list path):
+        text i's output is ``[start] + flat[src_first[i]:][:keep[i]] +
+        [end]`` (the ends present when not None), ``lengths[i]`` long.
         """
         ends = int(start is not None) + int(end is not None)
         if maxlen is not None and (
@@ -171,116 +181,183 @@ class VectorizedWordPiece:
         ):
             return None  # degenerate limits: keep the reference loop
         flat, per_text = self.encode_flat(texts)
-        n = len(per_text)
-        if maxlen is not None:
-            keep = np.minimum(per_text, maxlen - ends)
-        else:
-            keep = per_text
-        # Which ids of each text survive: the first `keep` ("right"
-        # truncation drops the tail before token_end) or the last ("left"
-        # drops the head after token_start).
+        keep = per_text if maxlen is None else np.minimum(per_text, maxlen - ends)
+        # "right" truncation drops the tail before token_end, "left" drops
+        # the head after token_start.
         src_first = np.cumsum(per_text) - per_text
         if maxlen is not None and truncate_from == "left":
             src_first = src_first + (per_text - keep)
-        lengths = keep + ends
-        dst_first = np.cumsum(lengths) - lengths
-        out = np.empty(int(lengths.sum()), dtype=np.int64)
+        return flat, per_text, src_first, keep, keep + ends
+
+    def _scatter(self, out, dst_first, layout, start, end):
+        """Write each text's ids into ``out.flat`` from ``dst_first[i]``."""
+        flat, _, src_first, keep, lengths = layout
         body = dst_first + int(start is not None)
         total = int(keep.sum())
-        within = np.arange(total) - np.repeat(np.cumsum(keep) - keep, keep)
-        out[np.repeat(body, keep) + within] = flat[np.repeat(src_first, keep) + within]
+        shift = np.repeat(body - (np.cumsum(keep) - keep), keep)
+        src_shift = np.repeat(src_first - body, keep)
+        dst = np.arange(total) + shift
+        out = out.reshape(-1)  # a view: ``out`` is contiguous
+        out[dst] = flat[dst + src_shift]
         if start is not None:
             out[dst_first] = start
         if end is not None:
             out[dst_first + lengths - 1] = end
+
+    def encode_batch(self, texts, start, end, maxlen, truncate_from):
+        """``encode_batch`` of single texts, ends and truncation done in numpy.
+
+        ``start``/``end`` are ids or None. Returns ``(ids, segments)`` lists,
+        or None for a case this path does not cover (it then falls back to
+        the list path); the result equals ``Tokenizer.encode`` per text.
+        """
+        layout = self._layout(texts, start, end, maxlen, truncate_from)
+        if layout is None:
+            return None
+        lengths = layout[-1]
+        dst_first = np.cumsum(lengths) - lengths
+        out = np.empty(int(lengths.sum()), dtype=np.int64)
+        self._scatter(out, dst_first, layout, start, end)
         out = out.tolist()
         bounds = np.concatenate(([0], np.cumsum(lengths))).tolist()
         batch_ids = [out[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         batch_segments = [[0] * c for c in lengths.tolist()]
-        assert len(batch_ids) == n
         return batch_ids, batch_segments
+
+    def encode_one(self, text, start, end, maxlen, truncate_from):
+        """``Tokenizer.encode`` of one text: ``(ids, segments)`` lists, or None.
+
+        The batch layout's numpy bookkeeping costs more than it saves on a
+        single text, so truncation and the ends are plain list operations.
+        """
+        ends = int(start is not None) + int(end is not None)
+        if maxlen is not None and (
+            truncate_from not in ("right", "left") or maxlen < ends + 1
+        ):
+            return None
+        ids = self.encode_flat([text])[0].tolist()
+        if maxlen is not None and len(ids) > maxlen - ends:
+            keep = maxlen - ends
+            ids = ids[:keep] if truncate_from == "right" else ids[len(ids) - keep:]
+        if start is not None:
+            ids.insert(0, start)
+        if end is not None:
+            ids.append(end)
+        return ids, [0] * len(ids)
+
+    def encode_padded(self, texts, start, end, maxlen, truncate_from):
+        """Like ``encode_batch``, as 2-D arrays padded with 0 at the end.
+
+        Equals ``sequence_padding`` of ``encode_batch``'s lists (the longest
+        text sets the width), without building the lists.
+        """
+        layout = self._layout(texts, start, end, maxlen, truncate_from)
+        if layout is None:
+            return None
+        lengths = layout[-1]
+        width = int(lengths.max()) if len(lengths) else 0
+        ids = np.zeros((len(lengths), width), dtype=np.int64)
+        self._scatter(ids, np.arange(len(lengths)) * width, layout, start, end)
+        return ids, np.zeros_like(ids)  # single texts: every segment id is 0
 
     def encode_flat(self, texts):
         """All ids of all texts as one array, plus the id count per text."""
+        with self._lock:
+            return self._encode_flat(texts)
+
+    def _encode_flat(self, texts):
         n = len(texts)
         if n == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return np.zeros(0, np.int32), np.zeros(0, np.int64)
         joined = "\n".join(texts)  # "\n" is a space: words never straddle
         if self._lower:
             joined = joined.lower()
-            if not joined.isascii():
-                joined = unicodedata.normalize("NFD", joined)
-        cp = np.frombuffer(
-            joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32
-        )
+        cp = _code_points(joined)
+        if self._lower and not joined.isascii():
+            unstable = _unstable_table()[cp]
+            if unstable.any():
+                cp = _code_points(_nfd(joined, unstable))
         cls = self._classes[cp]
-        # Text index per character: text j owns the newline ranks
-        # [first_j, first_j + newlines inside text j]; lower-casing can change
-        # lengths but never creates or removes a newline.
-        newline = cp == 10
-        text_of = np.cumsum(newline) - newline
-        if len(joined) and joined.count("\n") != n - 1:  # some text has its own newlines
+        dropped = cls == _text.DROP
+        if dropped.any():
+            kept = ~dropped
+            cp, cls = cp[kept], cls[kept]
+
+        # A word is one SPLIT character (CJK, punctuation) or a run of KEEP
+        # characters; SPACE characters only separate.
+        letter = cls == _text.KEEP
+        run_start = letter.copy()
+        run_start[1:] &= ~letter[:-1]
+        word_first = np.flatnonzero(run_start | (cls == _text.SPLIT))
+        if not len(word_first):
+            return np.zeros(0, np.int32), np.zeros(n, np.int64)
+        # Every word's ids sit at pool[src:src + count]: a SPLIT character's
+        # id at its code point, a run's at its memo row (the runs are cut
+        # out with one str.split: no KEEP character is whitespace to it).
+        src = cp[word_first].astype(np.int64)
+        counts = np.ones(len(word_first), np.int64)
+        runs = np.flatnonzero(letter[word_first])
+        if len(runs):
+            masked = np.where(letter, cp, np.uint32(32))
+            words = masked.tobytes().decode("utf-32-le", "surrogatepass").split()
+            if len(words) != len(runs):  # cannot happen; fail loudly, not wrongly
+                raise AssertionError("word split disagrees with the run count")
+            rows = self._rows_of(words)
+            src[runs] = self._row_start[rows]
+            counts[runs] = self._row_len[rows]
+        first_id = np.cumsum(counts) - counts
+        total = int(first_id[-1] + counts[-1])
+        flat = self._pool[np.arange(total) + np.repeat(src - first_id, counts)]
+
+        # Ids per text, from where the separating newlines fall among the
+        # words (lower-casing never creates or removes a newline).
+        newlines = np.flatnonzero(cp == 10)
+        if len(newlines) != n - 1:  # some text has its own newlines
             inner = np.fromiter((t.count("\n") for t in texts), np.int64, n)
-            text_of = np.repeat(np.arange(n), inner + 1)[text_of]
-        keep = cls != _text.DROP
-        if not keep.all():
-            cp, cls, text_of = cp[keep], cls[keep], text_of[keep]
-
-        solid = cls != _text.SPACE
-        split = cls == _text.SPLIT
-        prev_solid = np.concatenate(([False], solid[:-1]))
-        next_solid = np.concatenate((solid[1:], [False]))
-        prev_split = np.concatenate(([False], split[:-1]))
-        next_split = np.concatenate((split[1:], [False]))
-        starts = np.flatnonzero(solid & (~prev_solid | split | prev_split))
-        ends = np.flatnonzero(solid & (~next_solid | split | next_split)) + 1
-
-        word_len = ends - starts
-        counts = np.ones(len(starts), dtype=np.int64)
-        flat = self._single[cp[starts]]
-        multi = np.flatnonzero(word_len > 1)
-        if len(multi):
-            flat, counts = self._with_multi(cp, starts, ends, multi, flat, counts)
-        per_text = np.bincount(
-            text_of[starts], weights=counts, minlength=n
-        ).astype(np.int64)
+            newlines = newlines[np.cumsum(inner)[:-1] + np.arange(n - 1)]
+        bounds = np.append(first_id, total)[np.searchsorted(word_first, newlines)]
+        per_text = np.diff(bounds, prepend=0, append=total)
         return flat, per_text
 
-    def _with_multi(self, cp, starts, ends, multi, single_ids, counts):
-        """Splice the WordPiece ids of multi-character words into the batch.
 
-        The multi-character words are cut out with one ``str.split`` (every
-        other character becomes a space; a SPLIT or SPACE character always
-        separates two such words, and no KEEP character is whitespace to
-        ``str.split``), looked up in the memo with one ``map``, and their ids
-        gathered from the memo's pool in numpy. Only words never seen before
-        run the Python WordPiece.
-        """
-        m_start, m_end = starts[multi], ends[multi]
-        inside = np.zeros(len(cp) + 1, np.int64)
-        np.add.at(inside, m_start, 1)
-        np.add.at(inside, m_end, -1)
-        inside = np.cumsum(inside[:-1]).astype(bool)
-        masked = np.where(inside, cp, np.uint32(32))
-        words = masked.tobytes().decode("utf-32-le", "surrogatepass").split()
-        if len(words) != len(multi):  # cannot happen; keep the slow exact path
-            clean = cp.tobytes().decode("utf-32-le", "surrogatepass")
-            words = [clean[s:e] for s, e in zip(m_start.tolist(), m_end.tolist())]
-        self._all_safe = not self._unsafe[masked].any()
-        rows = self._rows_of(words)
-        m_counts = self._row_len[rows]
-        total = int(m_counts.sum())
-        offsets = np.cumsum(m_counts) - m_counts
-        within = np.arange(total) - np.repeat(offsets, m_counts)
-        m_flat = self._pool[np.repeat(self._row_start[rows], m_counts) + within]
+def _code_points(text):
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
-        counts[multi] = m_counts
-        out = np.empty(int(counts.sum()), dtype=np.int64)
-        first_slot = np.cumsum(counts) - counts
-        single = np.flatnonzero(counts == 1)
-        out[first_slot[single]] = single_ids[single]
-        out[np.repeat(first_slot[multi], m_counts) + within] = m_flat
-        return out, counts
+
+def _nfd(text, unstable):
+    """``unicodedata.normalize("NFD", text)``, touching only what can change.
+
+    ``unstable`` marks the characters of ``text`` set in ``_unstable_table``.
+    NFD works independently between the other characters (their own NFD,
+    combining class 0: canonical reordering never crosses them), so only the
+    runs of unstable characters are normalised; a few accented words then
+    cost a few slices instead of a pass over all the text.
+    """
+    edges = np.flatnonzero(np.diff(unstable, prepend=False, append=False)).tolist()
+    pieces = []
+    stable_from = 0
+    normalize = unicodedata.normalize
+    for first, stop in zip(edges[::2], edges[1::2]):
+        pieces.append(text[stable_from:first])
+        pieces.append(normalize("NFD", text[first:stop]))
+        stable_from = stop
+    pieces.append(text[stable_from:])
+    return "".join(pieces)
+
+
+@functools.lru_cache(maxsize=None)
+def _unstable_table():
+    """bool per code point: may change under NFD or reorder (combining class)."""
+    table = np.zeros(_N, bool)
+    for c in range(_N):
+        ch = chr(c)
+        if unicodedata.combining(ch) or (
+            unicodedata.decomposition(ch) and unicodedata.normalize("NFD", ch) != ch
+        ):
+            table[c] = True
+    table[0xAC00:0xD7A4] = True  # Hangul syllables decompose algorithmically
+    table.setflags(write=False)
+    return table
 
 
 def _grow(array, size):

@@ -192,10 +192,11 @@ class Tokenizer(TokenizerBase):
             )
             self._unsafe = _hf_engine.unsafe_pattern(self._do_lower_case)
 
-    def _vectorizer(self, texts):
+    def _vectorizer(self):
         # The numpy batch path reproduces the reference ids exactly, but has
         # no token strings, so it cannot apply token_translate/pre_tokenize.
-        if self.engine == "python" or self._token_translate or len(texts) < 2:
+        # It beats HF even on one text: HF pays ~1 us per CJK character.
+        if self.engine == "python" or self._token_translate:
             return None
         if self._vectorized is None:
             from kerasnlp4su.tokenizers._vectorized import VectorizedWordPiece
@@ -204,15 +205,23 @@ class Tokenizer(TokenizerBase):
         return self._vectorized
 
     def _ids_many(self, texts):
-        vectorized = self._vectorizer(texts)
+        vectorized = self._vectorizer()
         return None if vectorized is None else vectorized.encode_ids(texts)
 
-    def _encode_many(self, texts, maxlen, truncate_from):
-        vectorized = self._vectorizer(texts)
+    def _encode_one(self, text, maxlen, truncate_from):
+        vectorized = self._vectorizer()
         if vectorized is None:
             return None
-        return vectorized.encode_batch(texts, self._token_start_id, self._token_end_id,
-                                       maxlen, truncate_from)
+        return vectorized.encode_one(text, self._token_start_id, self._token_end_id,
+                                     maxlen, truncate_from)
+
+    def _encode_many(self, texts, maxlen, truncate_from, padded=False):
+        vectorized = self._vectorizer()
+        if vectorized is None:
+            return None
+        encode = vectorized.encode_padded if padded else vectorized.encode_batch
+        return encode(texts, self._token_start_id, self._token_end_id, maxlen,
+                      truncate_from)
 
     def _hf_unavailable_reason(self):
         try:
