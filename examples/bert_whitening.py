@@ -44,7 +44,6 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from kerasnlp4su.layers.pooling import MaskedGlobalAveragePooling  # noqa: E402
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
-from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -137,9 +136,8 @@ def build_encoder(args):
 
 
 def encode_texts(tokenizer, encoder, texts, maxlen, batch_size=64):
-    token_ids, segment_ids = tokenizer.encode_batch(texts, maxlen=maxlen)
-    x = [sequence_padding(token_ids), sequence_padding(segment_ids)]
-    return encoder.predict(x, batch_size=batch_size, verbose=0)
+    x = tokenizer.encode_batch(texts, maxlen=maxlen, padded=True)
+    return encoder.predict(list(x), batch_size=batch_size, verbose=0)
 
 
 def load_pairs(path):

@@ -38,7 +38,6 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from kerasnlp4su.layers.pooling import MaskedGlobalAveragePooling  # noqa: E402
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
-from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -101,9 +100,8 @@ class SentenceEncoder:
         self.maxlen = maxlen
 
     def encode(self, texts, batch_size=64):
-        token_ids, segment_ids = self.tokenizer.encode_batch(texts, maxlen=self.maxlen)
-        x = [sequence_padding(token_ids), sequence_padding(segment_ids)]
-        return self.model.predict(x, batch_size=batch_size, verbose=0)
+        x = self.tokenizer.encode_batch(texts, maxlen=self.maxlen, padded=True)
+        return self.model.predict(list(x), batch_size=batch_size, verbose=0)
 
 
 def transformers_embeddings(model_dir, texts, maxlen=128):

@@ -137,9 +137,7 @@ def main(argv=None):
     first, second, scores = load_pairs(args.data)
     tokenizer, encoder = build_encoder(args)
 
-    eval_ids, _ = tokenizer.encode_batch(first + second, maxlen=args.maxlen)
-    length = max(map(len, eval_ids))
-    eval_ids = sequence_padding(eval_ids, length=length)
+    eval_ids, _ = tokenizer.encode_batch(first + second, maxlen=args.maxlen, padded=True)
     before = evaluate(encoder, eval_ids, len(first), scores)
     print(f"Spearman before SimCSE: {before:.4f}")
 
