@@ -17,7 +17,10 @@ def _texts(seed, count=60):
     alphabet = [t for t in VOCAB if not t.startswith(("[", "##"))] + list(" 123456789xyzé\u0301")
     texts = ["".join(rng.choice(alphabet) + (" " if rng.random() < 0.3 else "")
                      for _ in range(rng.randint(0, 40))) for _ in range(count)]
-    return texts + list(MIXED_TEXTS) + ["", " ", "a"]
+    # Inner newlines, context-sensitive lower-casing, private use, marks to
+    # reorder, Hangul (decomposed by NFD), a Greek letter with a tonos.
+    tricky = ["a\nb\n\nc 中\n", "ΟΣΟΣ ΣΑ", "x\ue000y", "e\u0323\u0301 ẹ́", "가나다", "Ἄλφα ǅ"]
+    return texts + list(MIXED_TEXTS) + tricky + ["", " ", "a"]
 
 
 @pytest.mark.parametrize("lower", [False, True])
@@ -25,11 +28,15 @@ def _texts(seed, count=60):
 def test_fast_batch_equals_encode(lower, ends):
     token_dict = {t: i for i, t in enumerate(VOCAB)}
     tk = Tokenizer(token_dict, do_lower_case=lower, token_start=ends[0], token_end=ends[1])
+    # encode() of one text takes the numpy path too, so the reference is
+    # the pure-Python engine.
+    ref = Tokenizer(token_dict, do_lower_case=lower, token_start=ends[0], token_end=ends[1],
+                    engine="python")
     texts = _texts(int(lower) + 2 * len([e for e in ends if e]))
     for maxlen in (None, 1, 2, 3, 5, 17, 512):
         for truncate_from in ("right", "left", 1, -3):
             try:
-                single = [tk.encode(t, maxlen=maxlen, truncate_from=truncate_from) for t in texts]
+                single = [ref.encode(t, maxlen=maxlen, truncate_from=truncate_from) for t in texts]
             except IndexError:
                 continue  # a degenerate int index the reference itself rejects
             except ValueError as error:
@@ -41,6 +48,8 @@ def test_fast_batch_equals_encode(lower, ends):
             ids_b, segs_b = tk.encode_batch(texts, maxlen=maxlen, truncate_from=truncate_from)
             assert ids_b == [s[0] for s in single], (maxlen, truncate_from)
             assert segs_b == [s[1] for s in single], (maxlen, truncate_from)
+            one = [tk.encode(t, maxlen=maxlen, truncate_from=truncate_from) for t in texts]
+            assert one == single, (maxlen, truncate_from)
 
 
 def test_gc_state_restored():
