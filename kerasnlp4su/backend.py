@@ -87,6 +87,34 @@ def sequence_masking(x, mask, value=NEG_INF, axis=1):
     return x * mask + value * (1 - mask)
 
 
+def write_at(buffer, updates, index, axis):
+    """`buffer` with `updates` written at `index` along `axis` (the rest kept).
+
+    A fixed-capacity KV cache takes each decoding step's keys and values this
+    way. On TensorFlow, `ops.slice_update` runs XLA's dynamic-update-slice as
+    a compiled cluster of its own, ~0.25 ms a call and 25 calls per BERT-base
+    step, so there the update is a scatter of whole rows (`ops.scatter_update`,
+    ~0.06 ms), which also fails loudly on a position past the capacity.
+    Elsewhere `slice_update` is kept: under `jax.jit` it updates in place.
+
+    >>> write_at(keras.ops.zeros((1, 4)), keras.ops.ones((1, 2)), 1, axis=1)  # doctest: +SKIP
+    [[0., 1., 1., 0.]]
+    """
+    if keras.backend.backend() != "tensorflow":
+        start = [0] * len(buffer.shape)
+        start[axis] = index
+        return ops.slice_update(buffer, start, ops.cast(updates, buffer.dtype))
+    # Index every slice of `updates` (all dims up to `axis`): each row of
+    # `indices` addresses one trailing block, so the scatter moves whole rows.
+    lead = ops.shape(updates)[:axis + 1]
+    grids = [ops.arange(size, dtype="int32") for size in lead]
+    grids[axis] = grids[axis] + ops.cast(index, "int32")
+    indices = ops.stack(ops.meshgrid(*grids, indexing="ij"), axis=-1)
+    indices = ops.reshape(indices, (-1, axis + 1))
+    rows = ops.reshape(ops.cast(updates, buffer.dtype), (-1,) + tuple(updates.shape[axis + 1:]))
+    return ops.scatter_update(buffer, indices, rows)
+
+
 def large_value(dtype):
     """A finite 'infinity' safe for `dtype` (float16 cannot hold 1e9)."""
     return 6e4 if "float16" in str(dtype) else 1e12

@@ -7,6 +7,7 @@ import pytest
 
 import tiny_checkpoints
 from backend_utils import to_np
+from kerasnlp4su.backend import write_at
 from kerasnlp4su.decoding import Seq2SeqDecoder
 from kerasnlp4su.models import build_transformer_model
 
@@ -86,3 +87,45 @@ def test_weights_changed_after_compiling_are_used(unilm):
         assert d.beam_search(inputs, topk=1).tolist() == [7, 7, 7]
     finally:
         bias.assign(original)
+
+
+@pytest.mark.parametrize("axis,count", [(2, 1), (2, 3), (1, 2), (0, 1)])
+def test_write_at_equals_numpy_slice_assignment(axis, count):
+    """The cache write (scatter on TensorFlow, slice_update elsewhere)."""
+    rng = np.random.default_rng(axis * 10 + count)
+    buffer = rng.normal(size=(2, 3, 6, 4)).astype("float32")
+    shape = list(buffer.shape)
+    shape[axis] = count
+    updates = rng.normal(size=shape).astype("float64")  # cast to the buffer's dtype
+    for index in (0, 1, buffer.shape[axis] - count):
+        want = buffer.copy()
+        where = [slice(None)] * 4
+        where[axis] = slice(index, index + count)
+        want[tuple(where)] = updates
+        for i in (index, keras.ops.convert_to_tensor(index, "int32")):
+            got = to_np(write_at(keras.ops.convert_to_tensor(buffer), updates, i, axis=axis))
+            assert got.dtype == np.float32
+            np.testing.assert_array_equal(got, want.astype("float32"))
+    keep = np.zeros((2, 5), bool)
+    got = to_np(write_at(keras.ops.convert_to_tensor(keep), np.ones((2, 2), bool), 3, axis=1))
+    np.testing.assert_array_equal(got, [[0, 0, 0, 1, 1]] * 2)
+
+
+def test_write_at_compiled_with_a_traced_index():
+    """Inside the compiled step the index is a traced scalar."""
+    buffer = np.zeros((1, 2, 5, 3), "float32")
+    updates = np.ones((1, 2, 1, 3), "float32")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda b, u, i: write_at(b, u, i, axis=2))
+    elif keras.backend.backend() == "jax":
+        import jax
+
+        fn = jax.jit(lambda b, u, i: write_at(b, u, i, axis=2))
+    else:
+        fn = lambda b, u, i: write_at(b, u, i, axis=2)  # noqa: E731
+    for index in (0, 4):
+        got = to_np(fn(keras.ops.convert_to_tensor(buffer), keras.ops.convert_to_tensor(updates),
+                       keras.ops.convert_to_tensor(index, "int32")))
+        assert got.sum() == 6 and got[0, :, index].tolist() == [[1, 1, 1]] * 2

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kerasnlp4su.backend import NEG_INF, attention_scale
+from kerasnlp4su.backend import NEG_INF, attention_scale, write_at
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -41,7 +41,7 @@ class MultiHeadAttention(keras.layers.Layer):
       shapes (what `jax.jit` needs to compile a decoding step once). Keys
       past `cache_index + q_len` are hidden; RoPE positions start at
       `cache_index`. The caller makes sure the new tokens fit: an update
-      past the capacity would be clamped by `slice_update`.
+      past the capacity is not written (on JAX/PyTorch `slice_update` would clamp it).
 
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
@@ -157,8 +157,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 kw, vw = (ops.concatenate([ops.cast(c, t.dtype), ops.transpose(t, swap)], axis=2)
                           for c, t in zip(cache, (kw, vw)))
             else:
-                start = (0, 0, cache_index, 0)
-                kw, vw = (ops.slice_update(c, start, ops.cast(ops.transpose(t, swap), c.dtype))
+                kw, vw = (write_at(c, ops.transpose(t, swap), cache_index, axis=2)
                           for c, t in zip(cache, (kw, vw)))
                 key_limit = offset + ops.shape(qw)[1]
         if self.attention_type == "linear":

@@ -8,7 +8,7 @@ block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import NEG_INF, get_activation, no_grad
+from kerasnlp4su.backend import NEG_INF, get_activation, no_grad, write_at
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
@@ -342,7 +342,7 @@ class Transformer:
                 capacity = int(keras.ops.shape(cache["keep"])[1])
                 if length + n > capacity:
                     cache = self.reserve_cache(cache, max(length + n, 2 * capacity))
-            keep = keras.ops.slice_update(cache["keep"], (0, cache["length"]), keep)
+            keep = write_at(cache["keep"], keep, cache["length"], axis=1)
         # `length` may be a traced tensor: one compiled step serves every length.
         self._step = {"prefix": prefix, "length": cache["length"], "keep": keep,
                       "cache": cache["layers"], "new": {}}
