@@ -59,6 +59,7 @@ PEERS = {
     "kerasnlp4su": "kerasnlp4su",
     "kerasnlp4su_xla": "kerasnlp4su XLA",
     "kerasnlp4su_bf16": "kerasnlp4su bf16",
+    "kerasnlp4su_frozen": "kerasnlp4su freeze() (inference)",
     "kerasnlp4su_jax": "kerasnlp4su on JAX",
     "kerasnlp4su_torch": "kerasnlp4su on torch",
     "kerashub": "KerasHub",
@@ -318,6 +319,17 @@ def worker_kerasnlp4su(spec, variant):
     def inputs_for(batch, length):
         return list(random_batch(vocab, batch, length))
 
+    if variant == "frozen":
+        # Inference only: kerasnlp4su.inference.freeze bakes the weights into
+        # the graph (no training row: a frozen model has no variables).
+        from kerasnlp4su.inference import freeze
+
+        frozen = freeze(build_transformer_model(files["config"]))
+        for key, (batch, length) in SHAPES.items():
+            x = inputs_for(batch, length)
+            result[key] = timed(lambda x=x: frozen(x), spec["warmup"], spec["reps"])
+        result["backend"] = keras.backend.backend()
+        return result
     jit = True if variant == "xla" else ("auto" if variant == "backend" else False)
     _keras_model_bench(spec, lambda: build_transformer_model(files["config"]), inputs_for,
                        jit, result)
@@ -516,6 +528,7 @@ WORKERS = {
     "kerasnlp4su": lambda s: worker_kerasnlp4su(s, "graph"),
     "kerasnlp4su_xla": lambda s: worker_kerasnlp4su(s, "xla"),
     "kerasnlp4su_bf16": lambda s: worker_kerasnlp4su(s, "bf16"),
+    "kerasnlp4su_frozen": lambda s: worker_kerasnlp4su(s, "frozen"),
     # Same model code on the other Keras backends (KERAS_BACKEND set by the parent).
     "kerasnlp4su_jax": lambda s: worker_kerasnlp4su(s, "backend"),
     "kerasnlp4su_torch": lambda s: worker_kerasnlp4su(s, "backend"),
