@@ -3,7 +3,7 @@
 On TensorFlow's CPU path, oneDNN re-packs every variable weight matrix into
 its blocked layout on each matmul. When the weights are graph constants it
 packs them once and keeps the packed copy, which makes a BERT-base forward
-about 10% faster on CPU (`benchmarks/bench_peers.py`, column "frozen").
+about 10% faster on CPU (`benchmarks/bench_peers.py`, peer `kerasnlp4su_frozen`).
 """
 
 import keras

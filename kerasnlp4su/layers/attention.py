@@ -41,7 +41,7 @@ class MultiHeadAttention(keras.layers.Layer):
       shapes (what `jax.jit` needs to compile a decoding step once). Keys
       past `cache_index + q_len` are hidden; RoPE positions start at
       `cache_index`. The caller makes sure the new tokens fit: an update
-      past the capacity is not written (on JAX/PyTorch `slice_update` would clamp it).
+      past the capacity raises on TensorFlow (on JAX/PyTorch `slice_update` clamps it).
 
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with

@@ -167,19 +167,31 @@ class VectorizedWordPiece:
         bounds = np.concatenate(([0], np.cumsum(per_text))).tolist()
         return [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def _layout(self, texts, start, end, maxlen, truncate_from):
-        """Ids of every text with its ends and truncation applied.
+    @staticmethod
+    def _end_count(start, end, maxlen, truncate_from):
+        """How many of start/end are added, or None for limits left to the reference.
 
-        Returns ``(flat, per_text, src_first, keep, lengths)`` or None for a
-        case this path does not cover (the caller then takes the list path):
-        text i's output is ``[start] + flat[src_first[i]:][:keep[i]] +
-        [end]`` (the ends present when not None), ``lengths[i]`` long.
+        An int ``truncate_from`` or a ``maxlen`` with no room for one id
+        keeps the reference loop (and its exact errors and edge cases).
         """
         ends = int(start is not None) + int(end is not None)
         if maxlen is not None and (
             truncate_from not in ("right", "left") or maxlen < ends + 1
         ):
-            return None  # degenerate limits: keep the reference loop
+            return None
+        return ends
+
+    def _layout(self, texts, start, end, maxlen, truncate_from):
+        """Ids of every text with its ends and truncation applied.
+
+        Returns ``(flat, src_first, keep, lengths)`` or None for a case this
+        path does not cover (the caller then takes the list path): text i's
+        output is ``[start] + flat[src_first[i]:][:keep[i]] + [end]`` (the
+        ends present when not None), ``lengths[i]`` long.
+        """
+        ends = self._end_count(start, end, maxlen, truncate_from)
+        if ends is None:
+            return None
         flat, per_text = self.encode_flat(texts)
         keep = per_text if maxlen is None else np.minimum(per_text, maxlen - ends)
         # "right" truncation drops the tail before token_end, "left" drops
@@ -187,11 +199,11 @@ class VectorizedWordPiece:
         src_first = np.cumsum(per_text) - per_text
         if maxlen is not None and truncate_from == "left":
             src_first = src_first + (per_text - keep)
-        return flat, per_text, src_first, keep, keep + ends
+        return flat, src_first, keep, keep + ends
 
     def _scatter(self, out, dst_first, layout, start, end):
         """Write each text's ids into ``out.flat`` from ``dst_first[i]``."""
-        flat, _, src_first, keep, lengths = layout
+        flat, src_first, keep, lengths = layout
         body = dst_first + int(start is not None)
         total = int(keep.sum())
         shift = np.repeat(body - (np.cumsum(keep) - keep), keep)
@@ -230,10 +242,8 @@ class VectorizedWordPiece:
         The batch layout's numpy bookkeeping costs more than it saves on a
         single text, so truncation and the ends are plain list operations.
         """
-        ends = int(start is not None) + int(end is not None)
-        if maxlen is not None and (
-            truncate_from not in ("right", "left") or maxlen < ends + 1
-        ):
+        ends = self._end_count(start, end, maxlen, truncate_from)
+        if ends is None:
             return None
         ids = self.encode_flat([text])[0].tolist()
         if maxlen is not None and len(ids) > maxlen - ends:

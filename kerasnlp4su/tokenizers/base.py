@@ -407,9 +407,8 @@ class TokenizerBase:
                     % (len(first_texts), len(second_texts))
                 )
         if padded is not False and second_texts is None and not return_offsets:
-            texts = first_texts
-            if all(isinstance(t, str) for t in texts):
-                fast = self._encode_many(texts, maxlen, truncate_from, padded=True)
+            if all(isinstance(t, str) for t in first_texts):
+                fast = self._encode_many(first_texts, maxlen, truncate_from, padded=True)
                 if fast is not None:
                     return tuple(_fit_width(a, width) for a in fast)
         with _gc_paused():
