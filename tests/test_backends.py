@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CORE = [
     "test_bert.py", "test_model_family.py", "test_attention.py", "test_checkpoint_io.py",
     "test_saving.py", "test_decoding_compiled.py", "test_dense.py", "test_normalization.py",
-    "test_inference.py",
+    "test_inference.py", "test_compiled_update.py",
 ]
 
 

@@ -4,14 +4,19 @@
 - `Lion`: Keras's Lion with bert4keras's defaults.
 - `extend_with_*`: factories returning real subclasses that add weight decay,
   piecewise-linear LR, parameter-wise LR, gradient accumulation or EMA to any
-  Keras optimizer; they compose and serialise.
+  Keras optimizer; they compose and serialise. `extend_with_compiled_update`
+  runs any optimizer's update as one XLA program on TensorFlow;
+  `extend_with_dense_gradients` fixes Keras's Adam-family updates of
+  embeddings on TensorFlow (all the other extensions include it).
 - `PiecewiseLinearSchedule`, `layerwise_lr_decay`, `AdamW`.
 """
 
 from kerasnlp4su.optimizers.accumulation import extend_with_gradient_accumulation
+from kerasnlp4su.optimizers.compiled import extend_with_compiled_update
 from kerasnlp4su.optimizers.ema import extend_with_exponential_moving_average
 from kerasnlp4su.optimizers.extensions import (
     AdamW,
+    extend_with_dense_gradients,
     extend_with_parameter_wise_lr,
     extend_with_piecewise_linear_lr,
     extend_with_weight_decay,
@@ -23,6 +28,7 @@ from kerasnlp4su.optimizers.tiger import Tiger
 
 __all__ = [
     "AdamW", "Lion", "PiecewiseLinearSchedule", "Tiger",
+    "extend_with_compiled_update", "extend_with_dense_gradients",
     "extend_with_exponential_moving_average", "extend_with_gradient_accumulation",
     "extend_with_parameter_wise_lr", "extend_with_piecewise_linear_lr",
     "extend_with_weight_decay", "layerwise_lr_decay",

@@ -154,6 +154,29 @@ def extend_with_parameter_wise_lr(base):
     return ParameterWiseLR
 
 
+@optimizer_extension("WithDenseGradients")
+def extend_with_dense_gradients(base):
+    """A subclass of `base` that merges embedding gradients before updating.
+
+    On TensorFlow an embedding's gradient arrives as one row per token, and
+    Keras 3's own optimizers square those rows before summing repeated tokens,
+    so Adam-family updates of frequent tokens' embeddings come out too large
+    (two equal rows at lr 0.1: a step of 0.14 instead of 0.1). This class
+    changes nothing else; every other `extend_with_*` class, Tiger and
+    `AdamW` here already do the same. No effect on JAX and PyTorch, whose
+    gradients are dense.
+
+    Example:
+    >>> KerasAdamW = extend_with_dense_gradients(keras.optimizers.AdamW)
+    >>> opt = KerasAdamW(learning_rate=2e-5, weight_decay=0.01)
+    """
+
+    class DenseGradientUpdates(base):
+        pass
+
+    return DenseGradientUpdates
+
+
 _BLOCK = re.compile(r"Transformer-(\d+)-")
 
 
@@ -189,7 +212,8 @@ AdamW.__doc__ = """`keras.optimizers.Adam` with bert4keras-style decoupled weigh
 
 Unlike `keras.optimizers.AdamW`, exclusions are substrings of the weight
 *path*, so `exclude_from_weight_decay=["Norm", "bias"]` works on
-kerasnlp4su models as it did on bert4keras ones.
+kerasnlp4su models as it did on bert4keras ones, and embedding gradients
+are merged before the update (see `extend_with_dense_gradients`).
 
 Example:
 >>> opt = AdamW(learning_rate=2e-5, weight_decay_rate=0.01,
