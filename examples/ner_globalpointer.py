@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 
 from kerasnlp4su.layers.global_pointer import EfficientGlobalPointer, GlobalPointer  # noqa: E402
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 from kerasnlp4su.training.losses import globalpointer_crossentropy  # noqa: E402
@@ -173,7 +174,9 @@ def main(argv=None):
     x_valid, _, valid_mappings = encode(tokenizer, valid, labels, args.maxlen)
 
     model = build_model(args, len(labels))
-    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=0.01),
+    # Keras's AdamW, with repeated tokens' embedding gradients summed first (see README).
+    adamw = extend_with_dense_gradients(keras.optimizers.AdamW)
+    model.compile(optimizer=adamw(args.learning_rate, weight_decay=0.01),
                   loss=globalpointer_crossentropy)
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=epochs, shuffle=True, verbose=2)
 

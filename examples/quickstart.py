@@ -23,6 +23,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.saving import save_model  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
@@ -64,7 +65,9 @@ def main(argv=None):
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
     model = keras.Model(bert.inputs, probs)
-    model.compile(optimizer=keras.optimizers.AdamW(2e-4 if args.fast else 1e-3, weight_decay=0.01),
+    # Keras's AdamW, with repeated tokens' embedding gradients summed first (see README).
+    adamw = extend_with_dense_gradients(keras.optimizers.AdamW)
+    model.compile(optimizer=adamw(2e-4 if args.fast else 1e-3, weight_decay=0.01),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     data = load_data(args.data)

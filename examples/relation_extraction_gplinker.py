@@ -45,6 +45,7 @@ from keras import ops  # noqa: E402
 
 from kerasnlp4su.layers.global_pointer import EfficientGlobalPointer  # noqa: E402
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 from kerasnlp4su.training.losses import sparse_multilabel_categorical_crossentropy  # noqa: E402
@@ -242,7 +243,9 @@ def main(argv=None):
     x_valid, _, valid_mappings = encode(tokenizer, valid, predicates, args.maxlen)
 
     model = build_model(args, len(predicates))
-    model.compile(optimizer=keras.optimizers.AdamW(args.learning_rate, weight_decay=0.01),
+    # Keras's AdamW, with repeated tokens' embedding gradients summed first (see README).
+    adamw = extend_with_dense_gradients(keras.optimizers.AdamW)
+    model.compile(optimizer=adamw(args.learning_rate, weight_decay=0.01),
                   loss=[sparse_globalpointer_loss] * 3)
     model.fit(x_train, y_train, batch_size=args.batch_size, epochs=epochs, shuffle=True, verbose=2)
 

@@ -35,6 +35,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from kerasnlp4su.layers.pooling import MaskedGlobalAveragePooling  # noqa: E402
 from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import DataGenerator, sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 
@@ -150,7 +151,7 @@ def main(argv=None):
     batches = PairedBatches(train_ids, length, batch_size=args.batch_size)
 
     temperature = args.temperature
-    encoder.compile(optimizer=keras.optimizers.Adam(args.lr),
+    encoder.compile(optimizer=extend_with_dense_gradients(keras.optimizers.Adam)(args.lr),
                     loss=lambda y_true, y_pred: simcse_loss(y_true, y_pred, temperature))
     epochs = 2 if args.fast else args.epochs
     history = encoder.fit(batches.to_pydataset(random=True), epochs=epochs, verbose=0)

@@ -1,5 +1,6 @@
 """extend_with_compiled_update and extend_with_dense_gradients against uncompiled references."""
 
+import doctest
 import os
 import tempfile
 
@@ -169,3 +170,11 @@ def test_compiled_optimizer_survives_keras_saving():
     x, y = next(batches([6], seed=9))
     loaded.train_on_batch(x, y)
     assert int(to_np(loaded.optimizer.iterations)) == 6
+
+
+def test_docstring_examples_run():
+    from kerasnlp4su.optimizers import compiled, extensions
+
+    for module in (compiled, extensions):
+        result = doctest.testmod(module, extraglobs={"np": np})
+        assert result.failed == 0 and result.attempted >= 2, module.__name__

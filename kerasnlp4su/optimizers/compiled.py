@@ -36,7 +36,9 @@ def extend_with_compiled_update(base):
 
     Example:
     >>> FastAdamW = extend_with_compiled_update(keras.optimizers.AdamW)
-    >>> model.compile(optimizer=FastAdamW(learning_rate=2e-5), loss="mse")  # doctest: +SKIP
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> model.compile(optimizer=FastAdamW(learning_rate=2e-5), loss="mse")
+    >>> _ = model.train_on_batch(np.ones((3, 4)), np.zeros((3, 2)))
     """
 
     class CompiledUpdate(base):
