@@ -1,14 +1,17 @@
 """extend_with_compiled_update and extend_with_dense_gradients against uncompiled references."""
 
 import doctest
+import json
 import os
+import subprocess
+import sys
 import tempfile
 
 import keras
 import numpy as np
 import pytest
 
-from backend_utils import to_np
+from backend_utils import subprocess_env, to_np
 from kerasnlp4su.optimizers import (
     AdamW,
     extend_with_compiled_update,
@@ -178,3 +181,40 @@ def test_docstring_examples_run():
     for module in (compiled, extensions):
         result = doctest.testmod(module, extraglobs={"np": np})
         assert result.failed == 0 and result.attempted >= 2, module.__name__
+
+
+MIRRORED_SCRIPT = r'''
+import json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, numpy as np
+from kerasnlp4su.optimizers import extend_with_compiled_update
+out = []
+for mirrored in (False, True):
+    strategy = (tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if mirrored
+                else tf.distribute.get_strategy())
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((5,), dtype="int32")
+        h = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(11, 6)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(1)(h))
+        model.compile(optimizer=extend_with_compiled_update(keras.optimizers.AdamW)(0.01),
+                      loss="mse")
+    x = np.random.default_rng(0).integers(0, 11, (8, 5))
+    model.fit(x, np.ones((8, 1)), batch_size=8, epochs=3, verbose=0, shuffle=False)
+    out.append({"traces": model.optimizer._programs.traces,
+                "weights": [w.numpy().ravel().tolist() for w in model.trainable_variables]})
+print(json.dumps(out))
+'''
+
+
+@pytest.mark.skipif(not ON_TF, reason="tf.distribute is TensorFlow's")
+def test_mirrored_strategy_runs_the_plain_update_with_the_same_result():
+    proc = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True,
+                          env=subprocess_env("tensorflow"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    single, mirrored = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert single["traces"] == 1 and mirrored["traces"] == 0
+    for a, b in zip(single["weights"], mirrored["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
