@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backend_utils import subprocess_env, to_np
+from test_optimizers import adam_reference
 from kerasnlp4su.optimizers import (
     AdamW,
     extend_with_compiled_update,
@@ -58,15 +59,6 @@ def assert_same_training(make_plain, make_compiled):
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
 
 
-def adam_reference(w, grads, lr, b1=0.9, b2=0.999, eps=1e-7):
-    """Keras's Adam (epsilon outside the bias-corrected root), in float64."""
-    w, m, v = w.astype("float64"), np.zeros_like(w, "float64"), np.zeros_like(w, "float64")
-    for t, g in enumerate(grads, 1):
-        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-        w = w - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
-    return w
-
-
 @pytest.mark.parametrize("make", [
     lambda: extend_with_dense_gradients(keras.optimizers.Adam)(learning_rate=0.1),
     lambda: AdamW(learning_rate=0.1, weight_decay_rate=0.0),
@@ -89,8 +81,8 @@ def test_repeated_token_gradients_are_summed_before_adam(make):
         else:
             grad = keras.ops.convert_to_tensor(dense)
         opt.apply([grad], [variable])
-    np.testing.assert_allclose(to_np(variable), adam_reference(start, [dense, dense], 0.1),
-                               rtol=1e-5, atol=1e-6)
+    want = adam_reference([start.astype("float64")], [[dense], [dense]], lambda t: 0.1)[-1][0]
+    np.testing.assert_allclose(to_np(variable), want, rtol=1e-5, atol=1e-6)
 
 
 def test_compiled_adamw_matches_uncompiled_adamw_step_for_step():

@@ -60,7 +60,8 @@ def with_dense_gradients(base):
     """
     if issubclass(base, DenseGradients):
         return base
-    return type(base.__name__, (DenseGradients, base), {"__module__": base.__module__})
+    # Only ever a base of an extension class, which carries the registered name.
+    return type(f"Dense{base.__name__}", (DenseGradients, base), {"__module__": __name__})
 
 
 def optimizer_extension(suffix):
