@@ -7,8 +7,10 @@ examples and the tests run with no download. Re-run to regenerate:
 
     python checkpoints/make_tiny_checkpoints.py
 
-Variable names are written here from the official layout, independently
-of the library's own name mapping, so loading them is a real test of it.
+Variable names are written from the official layout, independently of the
+library's own name mapping, so loading them is a real test of it: each
+family's file (`kerasnlp4su/models/<family>.py`) declares its tiny layout
+(`Family.tiny_tensors`), and `--all DIR` walks the registry of families.
 """
 
 import json
@@ -93,116 +95,16 @@ def build_vocab():
     return list(dict.fromkeys(tokens))
 
 
-class _Weights:
-    """Random tensors with official names; `norm`/`dense` add LayerNorm and Dense pairs."""
-
-    def __init__(self, rng, bias=True, norm=True):
-        self.rng, self.bias, self.norm_params, self.tensors = rng, bias, norm, {}
-
-    def w(self, *shape):
-        return (self.rng.standard_normal(shape) * 0.1).astype("float32")
-
-    def dense(self, name, n_in, n_out):
-        self.tensors[f"{name}/kernel"] = self.w(n_in, n_out)
-        if self.bias:
-            self.tensors[f"{name}/bias"] = self.w(n_out)
-
-    def norm(self, name, dim):
-        if self.norm_params:
-            self.tensors[f"{name}/gamma"] = 1 + self.w(dim)
-            self.tensors[f"{name}/beta"] = self.w(dim)
-
-    def embeddings(self, prefix, config, width, positions=True):
-        self.tensors[f"{prefix}/word_embeddings"] = self.w(config["vocab_size"], width)
-        self.tensors[f"{prefix}/token_type_embeddings"] = self.w(config["type_vocab_size"], width)
-        if positions:
-            self.tensors[f"{prefix}/position_embeddings"] = self.w(config["max_position_embeddings"], width)
-        self.norm(f"{prefix}/LayerNorm", width)
-
-    def bert_layer(self, p, h, i):
-        for part in ("query", "key", "value"):
-            self.dense(f"{p}/attention/self/{part}", h, h)
-        self.dense(f"{p}/attention/output/dense", h, h)
-        self.norm(f"{p}/attention/output/LayerNorm", h)
-        self.dense(f"{p}/intermediate/dense", h, i)
-        self.dense(f"{p}/output/dense", i, h)
-        self.norm(f"{p}/output/LayerNorm", h)
-
-    def bert_heads(self, h, e, v):
-        self.dense("bert/pooler/dense", h, h)
-        self.dense("cls/predictions/transform/dense", h, e)
-        self.norm("cls/predictions/transform/LayerNorm", e)
-        self.tensors["cls/predictions/output_bias"] = self.w(v)
-        self.tensors["cls/seq_relationship/output_weights"] = self.w(2, h)
-        self.tensors["cls/seq_relationship/output_bias"] = self.w(2)
-
-    def training_state(self, name):
-        # Real releases carry training state too; the loader must ignore it.
-        self.tensors["global_step"] = np.array(1000, dtype="int64")
-        self.tensors[f"{name}/adam_m"] = self.w(*self.tensors[name].shape)
+def _library():
+    sys.path.insert(0, os.path.dirname(HERE))
 
 
 def bert_tensors(config, rng, positions=True):
-    """Official BERT (or RoFormer, `positions=False`) names and shapes."""
-    h, i, v = config["hidden_size"], config["intermediate_size"], config["vocab_size"]
-    t = _Weights(rng)
-    t.embeddings("bert/embeddings", config, h, positions)
-    for layer in range(config["num_hidden_layers"]):
-        t.bert_layer(f"bert/encoder/layer_{layer}", h, i)
-    t.bert_heads(h, h, v)
-    t.training_state("bert/pooler/dense/kernel")
-    return t.tensors
+    """Official BERT names and shapes (the family's own tiny layout, `kerasnlp4su.models.bert`)."""
+    _library()
+    from kerasnlp4su.models.bert import bert_tensors as tensors
 
-
-def roformer_v2_tensors(config, rng):
-    """RoFormer-v2 release: no biases, no LayerNorm parameters, no pooler or MLM transform."""
-    h, i = config["hidden_size"], config["intermediate_size"]
-    t = _Weights(rng, bias=False, norm=False)
-    t.embeddings("bert/embeddings", config, h, positions=False)
-    for layer in range(config["num_hidden_layers"]):
-        t.bert_layer(f"bert/encoder/layer_{layer}", h, i)
-    return t.tensors
-
-
-def albert_tensors(config, rng):
-    """Official ALBERT: width-E embeddings, one shared block under group_0/inner_group_0."""
-    h, i, v, e = (config["hidden_size"], config["intermediate_size"], config["vocab_size"],
-                  config["embedding_size"])
-    t = _Weights(rng)
-    t.embeddings("bert/embeddings", config, e)
-    t.dense("bert/encoder/embedding_hidden_mapping_in", e, h)
-    p = "bert/encoder/transformer/group_0/inner_group_0"
-    for part in ("query", "key", "value"):
-        t.dense(f"{p}/attention_1/self/{part}", h, h)
-    t.dense(f"{p}/attention_1/output/dense", h, h)
-    t.norm(f"{p}/LayerNorm", h)
-    t.dense(f"{p}/ffn_1/intermediate/dense", h, i)
-    t.dense(f"{p}/ffn_1/intermediate/output/dense", i, h)
-    t.norm(f"{p}/LayerNorm_1", h)
-    t.bert_heads(h, e, v)
-    return t.tensors
-
-
-def electra_tensors(config, generator_config, rng):
-    """Official ELECTRA pre-training checkpoint: discriminator and generator towers."""
-    h, i, v, e = (config["hidden_size"], config["intermediate_size"], config["vocab_size"],
-                  config["embedding_size"])
-    t = _Weights(rng)
-    t.embeddings("electra/embeddings", config, e)
-    t.dense("electra/embeddings_project", e, h)
-    for layer in range(config["num_hidden_layers"]):
-        t.bert_layer(f"electra/encoder/layer_{layer}", h, i)
-    t.dense("discriminator_predictions/dense", h, h)
-    t.dense("discriminator_predictions/dense_1", h, 1)
-    gh, gi = generator_config["hidden_size"], generator_config["intermediate_size"]
-    t.dense("generator/embeddings_project", e, gh)
-    for layer in range(generator_config["num_hidden_layers"]):
-        t.bert_layer(f"generator/encoder/layer_{layer}", gh, gi)
-    t.dense("generator_predictions/dense", gh, e)
-    t.norm("generator_predictions/LayerNorm", e)
-    t.tensors["generator_predictions/output_bias"] = t.w(v)
-    t.training_state("electra/embeddings_project/kernel")
-    return t.tensors
+    return tensors(config, rng, positions)
 
 
 def make_tiny_bert(directory, seed=0):
@@ -225,7 +127,7 @@ def make_tiny_bert(directory, seed=0):
         f.write("\n".join(vocab) + "\n")
     with open(os.path.join(directory, "bert_config.json"), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)
-    sys.path.insert(0, os.path.dirname(HERE))
+    _library()
     from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
 
     write_tf1_checkpoint(os.path.join(directory, "bert_model.ckpt"),
@@ -233,5 +135,20 @@ def make_tiny_bert(directory, seed=0):
     return directory
 
 
+def make_all_families(directory, seed=0):
+    """Write every registered family's tiny checkpoint under `directory/<family>/`."""
+    _library()
+    from kerasnlp4su.models import FAMILIES
+    from kerasnlp4su.models.tiny import write_tiny_checkpoint
+
+    return [write_tiny_checkpoint(os.path.join(directory, name), name, seed)[1]
+            for name, family in FAMILIES.items() if family.tiny_tensors is not None]
+
+
 if __name__ == "__main__":
-    print(make_tiny_bert(os.path.join(HERE, "tiny_bert")))
+    # `python checkpoints/make_tiny_checkpoints.py` regenerates the shipped
+    # tiny_bert; `... --all DIR` writes every registered family's tiny checkpoint.
+    if len(sys.argv) == 3 and sys.argv[1] == "--all":
+        print("\n".join(make_all_families(sys.argv[2])))
+    else:
+        print(make_tiny_bert(os.path.join(HERE, "tiny_bert")))

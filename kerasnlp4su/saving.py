@@ -9,69 +9,12 @@ for a new file), not the owner-only mode of a temporary file.
 """
 
 import os
-import stat
-import tempfile
+
+from kerasnlp4su.checkpoints.atomic import atomic_write
+
+__all__ = ["atomic_write", "save_model", "save_weights"]
 
 _SUFFIXES = (".keras", ".weights.h5")
-
-
-def _umask_mode():
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _fsync_file(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # directories cannot be opened on some platforms (Windows)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, write, suffix=""):
-    """Call `write(staging_path)`, then move the finished file onto `path`.
-
-    `staging_path` is a fresh name in `path`'s directory ending in `suffix`
-    (Keras picks the file format from the extension). If `write` raises (or
-    the process is interrupted) the target is untouched and the staging file
-    is removed. Returns `path`.
-
-    Example:
-    >>> atomic_write("notes.txt", lambda tmp: open(tmp, "w").write("hi"))  # doctest: +SKIP
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=".saving-", suffix=suffix, dir=directory)
-    os.close(fd)
-    try:
-        write(staging)
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            mode = _umask_mode()
-        os.chmod(staging, mode)
-        _fsync_file(staging)
-        os.replace(staging, path)
-        _fsync_directory(directory)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    return path
 
 
 def _atomic(path, write):

@@ -18,14 +18,7 @@ KEEP = TOKENS != 0
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    cache = {}
-
-    def get(family):
-        if family not in cache:
-            cache[family] = tiny_checkpoints.write(str(tmp_path_factory.mktemp(family)), family)
-        return cache[family]
-
-    return get
+    return tiny_checkpoints.cached(tmp_path_factory)
 
 
 def torch_modules():

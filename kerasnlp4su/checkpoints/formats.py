@@ -23,23 +23,20 @@ def is_hf_checkpoint(path):
     return any(f in files for f in _HF_OTHER_FILES) and not any(f.endswith(".index") for f in files)
 
 
-def open_checkpoint(path, transformer=None):
+def open_checkpoint(path, open_hf=None):
     """Return a `CheckpointReader` for a TF1 prefix/directory or an HF directory/file.
 
     HuggingFace files (`*.safetensors`, a `model.safetensors.index.json`
-    shard index, or a directory holding `model.safetensors`) are read through
-    the model family's HF name map so they expose official names; the family
-    comes from `transformer` (a `Transformer` or a model name such as
-    `'bert'`).
+    shard index, or a directory holding `model.safetensors`) are opened by
+    `open_hf(path)`, which the caller supplies because only the model
+    family knows the HF names (`kerasnlp4su.models.hf.HFCheckpointReader`).
     """
     if isinstance(path, CheckpointReader):
         return path
     path = os.fspath(path)
     if is_hf_checkpoint(path):
-        from kerasnlp4su.checkpoints.hf import HFCheckpointReader
-
-        if transformer is None:
-            raise ValueError(f"reading HF-format weights {path!r} needs the model (or its name, "
-                             "e.g. 'bert') to translate names")
-        return HFCheckpointReader(path, transformer)
+        if open_hf is None:
+            raise ValueError(f"reading HF-format weights {path!r} needs the model's HF name "
+                             "table to translate names (load it through the model)")
+        return open_hf(path)
     return TF1CheckpointReader(path)

@@ -5,49 +5,29 @@ import warnings
 import numpy as np
 
 from kerasnlp4su.checkpoints.readers import CheckpointReader
+from kerasnlp4su.checkpoints.signatures import match_signatures
+
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not match the model: missing variables, wrong shapes or wrong family."""
 
 
-def checkpoint_family(names):
-    """`(family, evidence)`: which `model=` wrote a checkpoint, and a variable that shows it.
-
-    The families differ by telltale variables of the official releases:
-    ALBERT's shared `transformer/group_0` block, ELECTRA's `electra/` and
-    `generator/` scopes, BERT's position table, RoFormer v1's biases and
-    LayerNorms without a position table, and RoFormer v2's bare kernels.
-    Returns `(None, None)` for names of no known family.
-    """
-    names = sorted(names)
-
-    def first(predicate):
-        return next((n for n in names if predicate(n)), None)
-
-    for marker, family in (("bert/encoder/transformer/group_0/", "albert"),
-                           ("electra/encoder/", "electra"),
-                           ("generator/encoder/", "electra_generator")):
-        evidence = first(lambda n, m=marker: n.startswith(m))
-        if evidence:
-            return family, evidence
-    if not first(lambda n: n.startswith(("bert/embeddings/", "bert/encoder/"))):
-        return None, None
-    if "bert/embeddings/position_embeddings" in names:
-        return "bert", "bert/embeddings/position_embeddings"
-    evidence = first(lambda n: n.startswith(("bert/embeddings/", "bert/encoder/"))
-                     and (n.endswith("/bias") or "/LayerNorm/" in n))
-    if evidence:
-        return "roformer", evidence
-    return "roformer_v2", first(lambda n: n.startswith("bert/encoder/"))
+# Names that moved to `kerasnlp4su.models.registry` (family detection walks
+# the registry of model families, which this IO package never imports).
+_MOVED = {"checkpoint_family": "kerasnlp4su.models.registry",
+          "guess_model_family": "kerasnlp4su.models.registry"}
 
 
-def guess_model_family(names):
-    """Best guess of which `model=` wrote a checkpoint, from its variable names."""
-    return checkpoint_family(names)[0]
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=(),
-                            strict=True, model_type=None, families=None):
+                            strict=True, model_type=None, families=None, signatures=None):
     """Assign `reader`'s tensors to `model`'s variables through `mapping`.
 
     Args:
@@ -62,15 +42,17 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
             listing every problem. When False those variables keep their
             initial values and a warning lists them.
         model_type: the model name used in error messages.
-        families: the checkpoint families (see `checkpoint_family`) this
-            model reads, e.g. `("bert",)`; a checkpoint of another family is
-            an error even when every variable happens to be found (a BERT
-            checkpoint holds every variable RoFormer needs, but is not a
-            RoFormer). `None` skips the check.
+        families: the checkpoint families this model reads, e.g.
+            `("bert",)`; a checkpoint that fits only other families'
+            `signatures` is an error even when every variable happens to be
+            found (a BERT checkpoint holds every variable RoFormer needs, but
+            is not a RoFormer). `None` skips the check.
+        signatures: `{family: Signature}` (`kerasnlp4su.checkpoints.signatures`)
+            to recognise the checkpoint's family by; `None`: not recognised.
 
     Returns:
         A report dict: `loaded`, `missing`, `mismatched`, `unused` (checkpoint
-        names no model variable took) and `family` (`checkpoint_family`).
+        names no model variable took) and `family` (the best-fitting signature's family, or None).
     """
     if not isinstance(reader, CheckpointReader):
         raise TypeError(f"reader must be a CheckpointReader, got {type(reader).__name__}")
@@ -109,8 +91,10 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
     if unmapped:
         lines = "\n".join(f"  {p}" for p in unmapped)
         problems.append(f"{len(unmapped)} model variable(s) with no checkpoint name:\n{lines}")
-    family, evidence = checkpoint_family(available)
-    if family is not None and families is not None and family not in families:
+    candidates = match_signatures(available, signatures or {})
+    family, evidence = candidates[0] if candidates else (None, None)
+    if family is not None and families is not None and \
+            not any(f in families for f, _ in candidates):
         problems.insert(0, (
             f"The checkpoint looks like a model={family!r} checkpoint (it holds {evidence!r}) "
             f"but the model is {model_type!r}, which reads "

@@ -7,6 +7,8 @@ import tempfile
 
 import numpy as np
 
+from kerasnlp4su.checkpoints.atomic import fsync_directory, fsync_file
+
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}")
 
 
@@ -51,19 +53,6 @@ def _is_checkpoint_file(filename, prefix):
     return rest == ".index" or (rest is not None and _DATA_SUFFIX.fullmatch(rest) is not None)
 
 
-def _fsync(path, directory=False):
-    try:
-        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
-    except OSError:
-        return  # e.g. directories cannot be opened on Windows
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _swap_into_place(staging, directory, prefix):
     # The new files are on disk before any old file moves. The old .index goes
     # first: without it no reader can pair the old index with new data files.
@@ -71,7 +60,7 @@ def _swap_into_place(staging, directory, prefix):
     # own files move: `model.ckpt.best.index` is another checkpoint.
     new_files = sorted(os.listdir(staging), key=lambda f: f.endswith(".index"))
     for filename in new_files:
-        _fsync(os.path.join(staging, filename))
+        fsync_file(os.path.join(staging, filename))
     backups = []
     old_files = sorted((f for f in os.listdir(directory) if _is_checkpoint_file(f, prefix)),
                        key=lambda f: not f.endswith(".index"))
@@ -81,6 +70,6 @@ def _swap_into_place(staging, directory, prefix):
         backups.append(target + ".bak")
     for filename in new_files:
         os.replace(os.path.join(staging, filename), os.path.join(directory, filename))
-    _fsync(directory, directory=True)
+    fsync_directory(directory)
     for backup in backups:
         os.remove(backup)

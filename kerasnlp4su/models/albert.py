@@ -1,9 +1,14 @@
-"""ALBERT: factorised embeddings and one transformer block shared by all layers."""
+"""ALBERT: factorised embeddings and one transformer block shared by all layers (`albert` family)."""
 
-from kerasnlp4su.models.bert import BERT
+from kerasnlp4su.checkpoints.names import CLASSIFIER, DENSE, NORM, VECTOR, HFFamily
+from kerasnlp4su.checkpoints.signatures import Signature
+from kerasnlp4su.models.bert import BERT, hf_embeddings, tiny_bert_heads
+from kerasnlp4su.models.registry import Family, register_family
+from kerasnlp4su.models.tiny import TINY_BASE, TinyTensors
 from kerasnlp4su.models.transformer import dense_names, norm_names
 
 _SHARED = "bert/encoder/transformer/group_0/inner_group_0"
+_HF_SHARED = "albert.encoder.albert_layer_groups.0.albert_layers.0"
 
 
 class ALBERT(BERT):
@@ -17,9 +22,6 @@ class ALBERT(BERT):
     >>> model = ALBERT(vocab_size=100, embedding_size=4, hidden_size=8, num_hidden_layers=3,
     ...                num_attention_heads=2, intermediate_size=16).build()
     """
-
-    model_type = "albert"
-    checkpoint_families = ("albert",)
 
     def __init__(self, num_hidden_groups=1, inner_group_num=1, **kwargs):
         if num_hidden_groups != 1 or inner_group_num != 1:
@@ -61,7 +63,56 @@ class ALBERTUnshared(ALBERT):
     layers differ.
     """
 
-    model_type = "albert_unshared"
-
     def block_names(self, index):
         return BERT.block_names(self, index)
+
+
+def _hf_write_config(t):
+    mlm, nsp = bool(t.with_mlm), bool(t.with_nsp)
+    architecture = ("AlbertForPreTraining" if mlm and nsp else "AlbertForMaskedLM" if mlm
+                    else "AlbertModel")
+    return architecture, {"embedding_size": t.embedding_size, "num_hidden_groups": 1,
+                          "inner_group_num": 1}, []
+
+
+def albert_tensors(config, rng):
+    """Official ALBERT: width-E embeddings, one shared block under group_0/inner_group_0."""
+    h, i, v, e = (config["hidden_size"], config["intermediate_size"], config["vocab_size"],
+                  config["embedding_size"])
+    t = TinyTensors(rng)
+    t.embeddings("bert/embeddings", config, e)
+    t.dense("bert/encoder/embedding_hidden_mapping_in", e, h)
+    for part in ("query", "key", "value"):
+        t.dense(f"{_SHARED}/attention_1/self/{part}", h, h)
+    t.dense(f"{_SHARED}/attention_1/output/dense", h, h)
+    t.norm(f"{_SHARED}/LayerNorm", h)
+    t.dense(f"{_SHARED}/ffn_1/intermediate/dense", h, i)
+    t.dense(f"{_SHARED}/ffn_1/intermediate/output/dense", i, h)
+    t.norm(f"{_SHARED}/LayerNorm_1", h)
+    tiny_bert_heads(t, h, e, v)
+    return t.tensors
+
+
+ALBERT_FAMILY = register_family(Family(
+    "albert", {"albert": ALBERT, "albert_unshared": ALBERTUnshared},
+    signature=Signature(required=[r"bert/encoder/transformer/group_0/.*"]),
+    hf=HFFamily("albert", "albert", "albert", (
+        hf_embeddings("bert", "albert")
+        + [(DENSE, "bert/encoder/embedding_hidden_mapping_in",
+            "albert.encoder.embedding_hidden_mapping_in")]
+        + [(DENSE, f"{_SHARED}/attention_1/self/{p}", f"{_HF_SHARED}.attention.{p}")
+           for p in ("query", "key", "value")]
+        + [(DENSE, f"{_SHARED}/attention_1/output/dense", f"{_HF_SHARED}.attention.dense"),
+           (NORM, f"{_SHARED}/LayerNorm", f"{_HF_SHARED}.attention.LayerNorm"),
+           (DENSE, f"{_SHARED}/ffn_1/intermediate/dense", f"{_HF_SHARED}.ffn"),
+           (DENSE, f"{_SHARED}/ffn_1/intermediate/output/dense", f"{_HF_SHARED}.ffn_output"),
+           (NORM, f"{_SHARED}/LayerNorm_1", f"{_HF_SHARED}.full_layer_layer_norm"),
+           (DENSE, "bert/pooler/dense", "albert.pooler"),
+           (DENSE, "cls/predictions/transform/dense", "predictions.dense"),
+           (NORM, "cls/predictions/transform/LayerNorm", "predictions.LayerNorm"),
+           (VECTOR, "cls/predictions/output_bias", "predictions.bias", "predictions.decoder.bias"),
+           (CLASSIFIER, "cls/seq_relationship", "sop_classifier.classifier")]),
+        markers=("albert_layer_groups",)),
+    hf_write_config=_hf_write_config,
+    tiny_config=dict(TINY_BASE, embedding_size=16, num_hidden_layers=3),
+    tiny_tensors=albert_tensors))

@@ -6,12 +6,11 @@ import json
 import numbers
 import os
 
-MODEL_REGISTRY = {}
+from kerasnlp4su.models.registry import (FAMILIES, MODEL_REGISTRY, checkpoint_family,
+                                         family_for_hf_config, get_model_class, register_model)
 
-
-def register_model(name, cls):
-    """Make `cls` available as `build_transformer_model(..., model=name)`."""
-    MODEL_REGISTRY[name] = cls
+__all__ = ["MODEL_REGISTRY", "build_transformer_model", "detect_model", "get_model_class",
+           "normalize_config", "read_config", "register_model"]
 
 
 def read_config(config_path):
@@ -149,6 +148,9 @@ def _check_token_ids(source, config):
 def accepted_arguments(model_cls):
     """Every keyword a model class's constructor chain names, plus official config keys."""
     names = {official for official, _, _ in _OFFICIAL_KEYS}
+    family = FAMILIES.get(getattr(model_cls, "family", None))
+    if family is not None:
+        names |= set(family.config_keys)
     for cls in inspect.getmro(model_cls):
         init = cls.__dict__.get("__init__")
         if init is None:
@@ -179,14 +181,39 @@ def _check_keyword_arguments(model_cls, kwargs):
                         f"reads: {', '.join(hints)}")
 
 
-def get_model_class(model):
-    """The `Transformer` subclass registered as `model` (a class passes through)."""
-    if not isinstance(model, str):
-        return model
-    key = model.lower()
-    if key not in MODEL_REGISTRY:
-        raise ValueError(f"unknown model {model!r}; known models: {sorted(MODEL_REGISTRY)}")
-    return MODEL_REGISTRY[key]
+def detect_model(checkpoint_path, config=None):
+    """The family name (a registered model name) that wrote a checkpoint: `model='auto'`.
+
+    An official TF1 checkpoint is recognised by the registered families'
+    signatures over its variable names and, when `config` (the official
+    config dict) is given, its config keys. An HF directory or file is
+    recognised by the `model_type` (and `architectures`) of the
+    `config.json` beside it.
+
+    Example:
+    >>> detect_model("checkpoints/tiny_bert/bert_model.ckpt")  # doctest: +SKIP
+    'bert'
+    """
+    from kerasnlp4su.checkpoints.formats import is_hf_checkpoint, open_checkpoint
+    from kerasnlp4su.checkpoints.safetensors import hf_config_path
+
+    if checkpoint_path is None:
+        raise ValueError("model='auto' needs a checkpoint_path to detect the model family from")
+    if is_hf_checkpoint(checkpoint_path):
+        path = hf_config_path(checkpoint_path)
+        if path is None:
+            raise ValueError(f"model='auto': no config.json beside the HF weights "
+                             f"{os.fspath(checkpoint_path)!r} to read the model family from; "
+                             "pass model= explicitly")
+        return family_for_hf_config(read_config(path)).name
+    reader = open_checkpoint(checkpoint_path)
+    family, _ = checkpoint_family(reader.names(), config)
+    if family is None:
+        raise ValueError(
+            f"model='auto': checkpoint {reader.path!r} matches no registered model family "
+            f"({', '.join(FAMILIES)}) by its variable names"
+            f"{' and config keys' if config is not None else ''}; pass model= explicitly")
+    return family
 
 
 def build_transformer_model(config_path=None, checkpoint_path=None, model="bert",
@@ -198,7 +225,8 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
     (`with_pool`, `with_nsp`, `with_mlm`, `keep_tokens`, `sequence_length`,
     `hidden_act`, ...). `model` is a registered name (`'bert'`, `'roberta'`,
     `'albert'`, `'albert_unshared'`, `'electra'`, `'roformer'`,
-    `'roformer_v2'`, ...) or a `Transformer` subclass; `application` is
+    `'roformer_v2'`, ...), a `Transformer` subclass, or `'auto'`: the family
+    detected from the checkpoint (`detect_model`). `application` is
     `'encoder'`, `'lm'` or `'unilm'`. `checkpoint_path` may be an official
     TF1 checkpoint prefix or a HuggingFace directory with `model.safetensors`.
 
@@ -210,11 +238,36 @@ def build_transformer_model(config_path=None, checkpoint_path=None, model="bert"
     ...     "checkpoints/tiny_bert/bert_config.json",
     ...     "checkpoints/tiny_bert/bert_model.ckpt", with_pool=True)  # doctest: +SKIP
     """
+    source = f"config {config_path!r}" if config_path else "model arguments"
+    if isinstance(model, str) and model.lower() == "auto":
+        config = read_config(config_path) if config_path is not None else None
+        model = detect_model(checkpoint_path, config)
+    # The keyword check comes before reading the config: a typo is named
+    # even when the config file is also wrong.
     model_cls = get_model_class(model)
     _check_keyword_arguments(model_cls, kwargs)
     config = read_config(config_path) if config_path is not None else {}
+    return build_from_config(model_cls, config, kwargs, source, application, checkpoint_path,
+                             strict, return_keras_model)
+
+
+def build_from_config(model, config, kwargs, source, application="encoder",
+                      checkpoint_path=None, strict=True, return_keras_model=True):
+    """Build `model` from a config dict plus keyword overrides, then load weights.
+
+    The one path `build_transformer_model` and `load_hf_model` share: the
+    family's config keys are translated, `kwargs` must be arguments some
+    model reads (a typo raises `TypeError`), the config is validated
+    against `source`, and the checkpoint is loaded with the family check.
+    """
+    model_cls = get_model_class(model)
+    _check_keyword_arguments(model_cls, kwargs)
+    config = dict(config)
+    family = FAMILIES.get(getattr(model_cls, "family", None))
+    for official, ours in (family.config_keys.items() if family else ()):
+        if official in config and config.get(ours) is None:
+            config[ours] = config.pop(official)
     config.update(kwargs)
-    source = f"config {config_path!r}" if config_path else "model arguments"
     config = normalize_config(config, source)
     if not isinstance(application, str):
         raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")

@@ -9,6 +9,10 @@ import keras
 import numpy as np
 
 from kerasnlp4su.backend import NEG_INF, get_activation, no_grad, write_at
+from kerasnlp4su.checkpoints.formats import open_checkpoint
+from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
+from kerasnlp4su.checkpoints.names import dense_names, norm_names  # noqa: F401  (families' helpers)
+from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
@@ -17,6 +21,8 @@ from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.normalization import LayerNormalization
 from kerasnlp4su.layers.pooling import TokenSelect
 from kerasnlp4su.layers.position import PositionEmbedding
+from kerasnlp4su.models import registry
+from kerasnlp4su.models.hf import HFCheckpointReader
 
 APPLICATIONS = ("encoder", "lm", "unilm")
 
@@ -48,10 +54,14 @@ class Transformer:
     #: whether dense layers carry biases and norms carry beta/gamma.
     use_bias = True
     layer_norm_kwargs = {"epsilon": 1e-12}
+    #: the registered model name (`kerasnlp4su.models.registry.register_family`
+    #: sets it, and `family` and `checkpoint_families`, for a family's models).
     model_type = "transformer"
-    #: checkpoint families (`kerasnlp4su.checkpoints.loader.checkpoint_family`)
-    #: this model reads; loading another family's checkpoint is an error even
-    #: if every variable is found. `None` (custom models) skips the check.
+    #: the model family (`kerasnlp4su.models.registry.FAMILIES`), None for custom models.
+    family = None
+    #: checkpoint families this model reads; loading another family's
+    #: checkpoint is an error even if every variable is found. `None`
+    #: (custom models) skips the check.
     checkpoint_families = None
 
     def __init__(self, vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
@@ -428,15 +438,14 @@ class Transformer:
         Every model variable must find its checkpoint variable with the same
         shape unless `strict=False`. Returns the loading report.
         """
-        from kerasnlp4su.checkpoints.formats import open_checkpoint
-
-        reader = open_checkpoint(checkpoint_path, self)
+        reader = open_checkpoint(checkpoint_path,
+                                 open_hf=lambda path: HFCheckpointReader(path, self))
         transforms = {name: load for name, (load, _) in self.checkpoint_transforms().items()}
         for name in self.embedding_variables():
             transforms[name] = _chain(transforms.get(name), self.select_tokens)
-        return _load(self.model, reader, self.variable_mapping(), transforms,
-                     self.optional_variables(), strict, self.model_type,
-                     self.checkpoint_families)
+        return load_checkpoint_weights(
+            self.model, reader, self.variable_mapping(), transforms, self.optional_variables(),
+            strict, self.model_type, self.checkpoint_families, registry.signatures())
 
     def select_tokens(self, table):
         """Apply `keep_tokens` / `compound_tokens` to a vocabulary-indexed array."""
@@ -470,8 +479,6 @@ class Transformer:
 
     def save_weights_as_checkpoint(self, filename):
         """Write the weights as an official TF1 checkpoint (atomic)."""
-        from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
-
         return write_tf1_checkpoint(filename, self.checkpoint_tensors())
 
 
@@ -479,28 +486,3 @@ def _chain(first, second):
     if first is None:
         return second
     return lambda value: second(first(value))
-
-
-def _load(model, reader, mapping, transforms, optional, strict, model_type, families=None):
-    from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
-
-    return load_checkpoint_weights(model, reader, mapping, transforms, optional, strict,
-                                   model_type, families)
-
-
-def dense_names(keras_path, official_path, use_bias=True):
-    """Map a Dense layer's kernel (and bias) onto official `kernel`/`bias`."""
-    names = {f"{keras_path}/kernel": f"{official_path}/kernel"}
-    if use_bias:
-        names[f"{keras_path}/bias"] = f"{official_path}/bias"
-    return names
-
-
-def norm_names(keras_path, official_path, center=True, scale=True):
-    """Map a LayerNorm's gamma/beta onto official names."""
-    names = {}
-    if scale:
-        names[f"{keras_path}/gamma"] = f"{official_path}/gamma"
-    if center:
-        names[f"{keras_path}/beta"] = f"{official_path}/beta"
-    return names
