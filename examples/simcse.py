@@ -105,7 +105,7 @@ def build_encoder(args):
     """`(tokenizer, encoder)`: mean-pooled last layer, dropout active in training."""
     kwargs = {"dropout_rate": args.dropout, "attention_dropout_rate": args.dropout}
     if args.model_dir:
-        from kerasnlp4su.checkpoints.hf import load_hf_model
+        from kerasnlp4su.models.hf import load_hf_model
 
         bert = load_hf_model(args.model_dir, **kwargs)
         vocab = os.path.join(args.model_dir, "vocab.txt")

@@ -1,11 +1,11 @@
 """ALBERT: factorised embeddings and one transformer block shared by all layers (`albert` family)."""
 
-from kerasnlp4su.checkpoints.names import CLASSIFIER, DENSE, NORM, VECTOR, HFFamily
+from kerasnlp4su.checkpoints.names import (CLASSIFIER, DENSE, NORM, VECTOR, HFFamily, dense_names,
+                                          norm_names)
 from kerasnlp4su.checkpoints.signatures import Signature
 from kerasnlp4su.models.bert import BERT, hf_embeddings, tiny_bert_heads
 from kerasnlp4su.models.registry import Family, register_family
 from kerasnlp4su.models.tiny import TINY_BASE, TinyTensors
-from kerasnlp4su.models.transformer import dense_names, norm_names
 
 _SHARED = "bert/encoder/transformer/group_0/inner_group_0"
 _HF_SHARED = "albert.encoder.albert_layer_groups.0.albert_layers.0"

@@ -1,10 +1,11 @@
 """BERT and RoBERTa (same architecture, same official checkpoint names): the `bert` family."""
 
-from kerasnlp4su.checkpoints.names import CLASSIFIER, DENSE, NORM, TABLE, VECTOR, HFFamily
+from kerasnlp4su.checkpoints.names import (CLASSIFIER, DENSE, NORM, TABLE, VECTOR, HFFamily,
+                                          dense_names, norm_names)
 from kerasnlp4su.checkpoints.signatures import Signature
 from kerasnlp4su.models.registry import Family, register_family
 from kerasnlp4su.models.tiny import TINY_BASE, TinyTensors
-from kerasnlp4su.models.transformer import Transformer, dense_names, norm_names
+from kerasnlp4su.models.transformer import Transformer
 
 
 class BERT(Transformer):

@@ -3,13 +3,12 @@
 import warnings
 
 from kerasnlp4su.backend import get_activation
-from kerasnlp4su.checkpoints.names import DENSE, NORM, VECTOR, HFFamily
+from kerasnlp4su.checkpoints.names import DENSE, NORM, VECTOR, HFFamily, dense_names, norm_names
 from kerasnlp4su.checkpoints.signatures import Signature
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.models.bert import BERT, hf_embeddings, hf_encoder_layer, tiny_bert_layer
 from kerasnlp4su.models.registry import Family, register_family
 from kerasnlp4su.models.tiny import TINY_BASE, TinyTensors
-from kerasnlp4su.models.transformer import dense_names, norm_names
 
 
 class ELECTRA(BERT):

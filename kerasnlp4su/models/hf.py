@@ -146,8 +146,8 @@ def load_hf_model(path, model=None, application="encoder", return_keras_model=Tr
 # ----------------------------------------------------------------- writing
 def hf_config_from_transformer(transformer):
     """The HF `config.json` dict describing `transformer`."""
-    family = registry.get_family(transformer)
     table = hf_family(transformer)
+    family = registry.get_family(table.name)
     t = transformer
     problems = []
     if t.attention_head_size * t.num_attention_heads != t.hidden_size or \
@@ -192,8 +192,8 @@ def hf_config_from_transformer(transformer):
 
 def hf_tensors_from_transformer(transformer):
     """`{HF name: numpy array}` of `transformer`'s weights (HF layout)."""
-    family = registry.get_family(transformer)
     table = hf_family(transformer)
+    family = registry.get_family(table.name)
     hf, untranslatable = {}, []
     for name, value in transformer.checkpoint_tensors().items():
         found = table.to_hf(name)

@@ -173,7 +173,9 @@ def hf_family(transformer_or_family):
         return transformer_or_family
     key = transformer_or_family
     if not isinstance(key, (str, Family)):
-        key = getattr(key, "family", None) or getattr(key, "model_type", None)
+        # A custom model may name another family's table (`hf_family = "bert"`).
+        key = (getattr(key, "hf_family", None) or getattr(key, "family", None)
+               or getattr(key, "model_type", None))
     try:
         family = get_family(key)
     except ValueError:
