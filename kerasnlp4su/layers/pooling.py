@@ -31,6 +31,27 @@ class TokenSelect(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
+class LastToken(TokenSelect):
+    """`TokenSelect(-1)` under the name earlier releases saved it as (`x[:, -1]`).
+
+    Kept so `.keras` files holding a `LastToken` still load; new code
+    writes `TokenSelect(-1)`.
+
+    Example:
+    >>> LastToken()(keras.ops.ones((2, 5, 8))).shape
+    (2, 8)
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(index=-1, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["index"]  # always -1; saved configs never held it
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
 class MaskedGlobalAveragePooling(keras.layers.Layer):
     """Mean over positions whose token id is not 0 (sentence embeddings).
 
