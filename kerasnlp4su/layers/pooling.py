@@ -9,7 +9,7 @@ class TokenSelect(keras.layers.Layer):
     """Select one position of a sequence: `x[:, index]` (the `[CLS]` pooler input).
 
     Example:
-    >>> TokenSelect(0)(keras.ops.ones((2, 5, 8))).shape
+    >>> tuple(TokenSelect(0)(keras.ops.ones((2, 5, 8))).shape)
     (2, 8)
     """
 
@@ -38,7 +38,7 @@ class LastToken(TokenSelect):
     writes `TokenSelect(-1)`.
 
     Example:
-    >>> LastToken()(keras.ops.ones((2, 5, 8))).shape
+    >>> tuple(LastToken()(keras.ops.ones((2, 5, 8))).shape)
     (2, 8)
     """
 
@@ -59,7 +59,7 @@ class MaskedGlobalAveragePooling(keras.layers.Layer):
 
     Example:
     >>> h = keras.ops.ones((1, 3, 4)); ids = keras.ops.array([[5, 6, 0]])
-    >>> MaskedGlobalAveragePooling()([h, ids]).shape
+    >>> tuple(MaskedGlobalAveragePooling()([h, ids]).shape)
     (1, 4)
     """
 
