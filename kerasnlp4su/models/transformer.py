@@ -2,7 +2,9 @@
 
 A model subclass only states what differs: its embedding pieces, where the
 norm sits, its position scheme, its heads and its checkpoint name map. The
-block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
+block code below is shared by BERT, ALBERT, ELECTRA and RoFormer. The
+cached decoding pass replays the same hooks with a `step` argument; the KV
+cache and that pass live in `kerasnlp4su.models.cache`.
 """
 
 import keras
