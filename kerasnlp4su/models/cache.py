@@ -263,8 +263,11 @@ class DecodingStep:
 
 @functools.cache
 def _hooks_without_step(cls):
-    return [name for name in STEP_HOOKS
-            if "step" not in inspect.signature(getattr(cls, name)).parameters]
+    def takes_step(hook):
+        parameters = inspect.signature(hook).parameters
+        return "step" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+    return [name for name in STEP_HOOKS if not takes_step(getattr(cls, name))]
 
 
 def check_cache_support(transformer):
