@@ -120,6 +120,12 @@ def large_value(dtype):
     return 6e4 if "float16" in str(dtype) else 1e12
 
 
+# Layers write masked cells (padding, impossible spans) as -large_value(dtype),
+# at most -6e4 in any float dtype; real scores never come near half of that,
+# so losses and metrics read a cell at or below this as masked.
+MASKED_BELOW = -0.5 * large_value("float16")
+
+
 def piecewise_linear(t, schedule):
     """Piecewise-linear function of `t` given `{t_i: value_i}`.
 

@@ -424,10 +424,10 @@ def _pydataset_class():
 
 
 # bert4keras kept its decoders in `snippets`; here they live in
-# `kerasnlp4su.decoding` and `kerasnlp4su.viterbi` and resolve lazily, so
+# `kerasnlp4su.decoding` and resolve lazily, so
 # `from kerasnlp4su.snippets import AutoRegressiveDecoder` keeps working
 # while importing this module stays Keras-free.
-_MOVED = {"AutoRegressiveDecoder": "kerasnlp4su.decoding", "ViterbiDecoder": "kerasnlp4su.viterbi"}
+_MOVED = {"AutoRegressiveDecoder": "kerasnlp4su.decoding", "ViterbiDecoder": "kerasnlp4su.decoding"}
 
 
 def __getattr__(name):

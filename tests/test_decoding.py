@@ -481,6 +481,16 @@ def test_last_token_layer_serializes():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), [[4.0, 5.0]])
 
 
+def test_last_token_saved_by_earlier_releases_loads():
+    # Earlier releases defined LastToken in kerasnlp4su.decoding, with no index.
+    config = {"module": "kerasnlp4su.decoding", "class_name": "LastToken",
+              "registered_name": "kerasnlp4su>LastToken", "config": {"name": "last"}}
+    layer = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    assert isinstance(layer, LastToken) and layer.index == -1
+    out = layer(np.arange(6.0).reshape(1, 3, 2))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), [[4.0, 5.0]])
+
+
 def test_bert4keras_import_paths():
     # bert4keras users import the decoders from `snippets`.
     from kerasnlp4su import decoding, snippets, viterbi

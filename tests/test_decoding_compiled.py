@@ -1,5 +1,6 @@
-"""The compiled KV-cache step (tf.function on TensorFlow, jax.jit on JAX) and the
-fixed-capacity cache it needs; small enough to run on every backend (test_backends)."""
+"""The compiled KV-cache step (tf.function on TensorFlow, jax.jit on JAX), the
+fixed-capacity `KVCache` it needs, and families that cannot use one; small enough
+to run on every backend (test_backends)."""
 
 import keras
 import numpy as np
@@ -8,8 +9,10 @@ import pytest
 import tiny_checkpoints
 from backend_utils import to_np
 from kerasnlp4su.backend import write_at
-from kerasnlp4su.decoding import Seq2SeqDecoder
-from kerasnlp4su.models import build_transformer_model
+from kerasnlp4su.decoding import KVCache, Seq2SeqDecoder
+from kerasnlp4su.layers import GatedAttentionUnit
+from kerasnlp4su.models import BERT, build_transformer_model
+from kerasnlp4su.models.cache import DecodingStep, reorder_cache, reserve_cache
 
 END = 3
 SOURCE = np.array([2, 11, 12, 13, 14, 15, END])
@@ -129,3 +132,109 @@ def test_write_at_compiled_with_a_traced_index():
         got = to_np(fn(keras.ops.convert_to_tensor(buffer), keras.ops.convert_to_tensor(updates),
                        keras.ops.convert_to_tensor(index, "int32")))
         assert got.sum() == 6 and got[0, :, index].tolist() == [[1, 1, 1]] * 2
+
+
+# ------------------------------------------------------------ the cache type
+def test_cache_is_a_tree_that_compiled_functions_take(unilm):
+    # A KVCache goes into tf.function / jax.jit as it is and comes back out,
+    # equal to the eager step; the old dict view still reads.
+    ids = np.array([[2, 11, 12, 3, 20, 21], [2, 11, 3, 0, 20, 21]])
+    seg = np.array([[0, 0, 0, 0, 1, 1]] * 2)
+    _, cache = unilm.cached_forward([ids[:, :4], seg[:, :4]])
+    cache = unilm.reserve_cache(cache, 8)
+    assert isinstance(cache, KVCache) and len(cache.self_kv) == unilm.num_hidden_layers
+    assert cache["layers"][1] is cache.self_kv[1] and cache["length"] == cache.length == 4
+    same = keras.tree.map_structure(lambda t: t, cache)
+    assert type(same) is KVCache and same.cross_kv == () and same.cross_keep is None
+
+    def step(token_ids, segment_ids, cache):
+        return unilm.cached_forward([token_ids, segment_ids], cache)
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        compiled = tf.function(step, autograph=False)
+    elif backend == "jax":
+        import jax
+
+        compiled = jax.jit(step)
+    else:
+        compiled = step
+    want, want_cache = step(ids[:, 4:5], seg[:, 4:5], cache)
+    got, got_cache = compiled(ids[:, 4:5], seg[:, 4:5], cache._replace(length=np.int32(4)))
+    assert type(got_cache) is KVCache and int(got_cache.length) == 5
+    np.testing.assert_allclose(to_np(got), to_np(want), atol=1e-6)
+    for g, w in zip(got_cache.tensors()[1:], want_cache.tensors()[1:]):
+        np.testing.assert_allclose(to_np(g), to_np(w), atol=1e-6)
+
+
+def test_cross_entries_are_kept_reordered_and_not_grown():
+    # What an encoder-decoder (T5) decoder stores: cross-attention keys/values
+    # of the encoder output, written once by the prefix pass.
+    rng = np.random.default_rng(0)
+    kv = lambda positions: tuple(rng.normal(size=(2, 3, positions, 4)).astype("float32")  # noqa: E731
+                                 for _ in range(2))
+    cache = KVCache(5, np.ones((2, 6), bool), (kv(6), kv(6)), (kv(7), kv(7)),
+                    np.array([[True] * 7, [True] * 4 + [False] * 3]))
+    assert cache.with_tensors(cache.tensors()) == cache
+    with pytest.raises(ValueError, match="has 11 tensors, got 10"):
+        cache.with_tensors(cache.tensors()[:-1])
+    grown = reserve_cache(cache, 9)
+    assert tuple(grown.self_kv[0][0].shape)[2] == 9 and not to_np(grown.keep)[:, 6:].any()
+    assert grown.cross_kv is cache.cross_kv and grown.cross_keep is cache.cross_keep
+    swapped = reorder_cache(cache, np.array([1, 0]))
+    np.testing.assert_array_equal(to_np(swapped.cross_kv[1][0]), cache.cross_kv[1][0][::-1])
+    np.testing.assert_array_equal(to_np(swapped.cross_keep), cache.cross_keep[::-1])
+    np.testing.assert_array_equal(to_np(swapped.self_kv[0][1]), cache.self_kv[0][1][::-1])
+    # A decoding step hands the cross entries to each block and passes them on.
+    step = DecodingStep(cache, cache.keep, heads=3, key_size=4, head_size=4)
+    assert step.cross(1) is cache.cross_kv[1] and step.cross_keep is cache.cross_keep
+    for index in range(2):
+        step.write_self(index, cache.self_kv[index])
+    new = step.new_cache(1, 2)
+    assert new.length == 6 and new.cross_kv == cache.cross_kv
+    prefix = DecodingStep(None, cache.keep, heads=3, key_size=4, head_size=4)
+    assert prefix.is_prefix and prefix.cross(0) is None
+    prefix.write_self(0, cache.self_kv[0])
+    prefix.write_cross(0, cache.cross_kv[0])
+    prefix.set_cross_keep(cache.cross_keep)
+    new = prefix.new_cache(6, 1)
+    assert new.cross_kv == cache.cross_kv[:1] and new.cross_keep is cache.cross_keep
+
+
+class _GAUBlocks(BERT):
+    """A family whose blocks are gated attention units, which take no KV cache."""
+
+    def apply_block(self, x, index):
+        return self.apply(x, GatedAttentionUnit, name=f"GAU-{index}", units=32, key_size=8,
+                          call_kwargs={"attention_mask": self.attention_mask})
+
+
+class _ForgetfulBlocks(_GAUBlocks):
+    """Takes the step (its masks) but never writes the cache."""
+
+    def apply_block(self, x, index, step=None):
+        masks = self if step is None else step
+        return self.apply(x, GatedAttentionUnit, name=f"GAU-{index}", units=32, key_size=8,
+                          call_kwargs={"attention_mask": masks.attention_mask})
+
+
+def test_a_family_whose_blocks_take_no_cache_fails_clearly():
+    config = dict(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=32, application="unilm")
+    gau = _GAUBlocks(**config)
+    gau.build()
+    inputs = [SOURCE[None], np.zeros_like(SOURCE)[None]]
+    with pytest.raises(NotImplementedError, match="_GAUBlocks cannot run a cached decoding step: "
+                                                  "its apply_block take"):
+        gau.cached_forward(inputs)
+    with pytest.raises(NotImplementedError, match="its apply_block"):
+        Seq2SeqDecoder(gau, end_id=END, maxlen=3)
+    out = Seq2SeqDecoder(gau, end_id=-1, maxlen=3, use_cache=False).beam_search(
+        [SOURCE, np.zeros_like(SOURCE)], topk=2)
+    assert len(out) == 3  # recomputation needs no cache
+    forgetful = _ForgetfulBlocks(**config)
+    forgetful.build()
+    with pytest.raises(NotImplementedError, match=r"blocks \[0, 1\] wrote no self-attention cache"):
+        forgetful.cached_forward(inputs)

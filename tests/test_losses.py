@@ -186,7 +186,8 @@ def test_span_metric_streams_micro_average(mode):
 
 @pytest.mark.parametrize("module", [
     "kerasnlp4su.layers.global_pointer", "kerasnlp4su.layers.crf", "kerasnlp4su.layers.gau",
-    "kerasnlp4su.training.losses", "kerasnlp4su.training.metrics", "kerasnlp4su.viterbi"])
+    "kerasnlp4su.training.losses", "kerasnlp4su.training.metrics",
+    "kerasnlp4su.decoding.viterbi"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -3,11 +3,7 @@
 import keras
 from keras import ops
 
-from kerasnlp4su.backend import large_value
-
-# Padded steps are written as -large_value(dtype), which is <= -6e4 for every
-# float dtype; real emission scores never come near half of that.
-_PADDED_BELOW = -3e4
+from kerasnlp4su.backend import MASKED_BELOW, large_value
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
@@ -27,7 +23,7 @@ class ConditionalRandomField(keras.layers.Layer):
     a scan over time; `y_true` may be label ids `(batch, length)` or one-hot
     `(batch, length, num_labels)`. `accuracy` is the per-token accuracy of
     the emission argmax over real steps (a cheap training signal; decode
-    with `kerasnlp4su.viterbi.ViterbiDecoder(crf.trans)` for predictions).
+    with `kerasnlp4su.decoding.ViterbiDecoder(crf.trans)` for predictions).
 
     `lr_multiplier` stores `trans / lr_multiplier` and multiplies it back
     at use, so the transitions learn `lr_multiplier` times faster with SGD
@@ -121,7 +117,7 @@ def _prepare(y_true, y_pred, mask):
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.convert_to_tensor(y_true)
     if mask is None:
-        mask = ops.max(y_pred, axis=-1) > _PADDED_BELOW
+        mask = ops.max(y_pred, axis=-1) > MASKED_BELOW  # padded steps are -large_value
     mask = ops.cast(mask, "bool")
     if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1]:
         labels = ops.cast(y_true, "float32")

@@ -165,7 +165,7 @@ class GatedAttentionUnit(keras.layers.Layer):
             a = ops.where(keep[:, None, :], a, NEG_INF)
             n = ops.sum(ops.cast(keep, "float32"), axis=-1)[:, None, None]
         if self.normalization == "squared_relu":
-            # relu(-1e9) = 0, so masked keys drop out; dividing by the number
+            # relu(NEG_INF) = 0, so masked keys drop out; dividing by the number
             # of real keys (not by the padded length) matches bert4keras.
             return ops.square(ops.relu(a)) / ops.maximum(n, 1.0)
         if self.normalization == "softmax_plus":

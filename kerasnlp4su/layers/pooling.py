@@ -9,7 +9,7 @@ class TokenSelect(keras.layers.Layer):
     """Select one position of a sequence: `x[:, index]` (the `[CLS]` pooler input).
 
     Example:
-    >>> TokenSelect(0)(keras.ops.ones((2, 5, 8))).shape
+    >>> tuple(TokenSelect(0)(keras.ops.ones((2, 5, 8))).shape)
     (2, 8)
     """
 
@@ -31,6 +31,27 @@ class TokenSelect(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
+class LastToken(TokenSelect):
+    """`TokenSelect(-1)` under the name earlier releases saved it as (`x[:, -1]`).
+
+    Kept so `.keras` files holding a `LastToken` still load; new code
+    writes `TokenSelect(-1)`.
+
+    Example:
+    >>> tuple(LastToken()(keras.ops.ones((2, 5, 8))).shape)
+    (2, 8)
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(index=-1, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["index"]  # always -1; saved configs never held it
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
 class MaskedGlobalAveragePooling(keras.layers.Layer):
     """Mean over positions whose token id is not 0 (sentence embeddings).
 
@@ -38,7 +59,7 @@ class MaskedGlobalAveragePooling(keras.layers.Layer):
 
     Example:
     >>> h = keras.ops.ones((1, 3, 4)); ids = keras.ops.array([[5, 6, 0]])
-    >>> MaskedGlobalAveragePooling()([h, ids]).shape
+    >>> tuple(MaskedGlobalAveragePooling()([h, ids]).shape)
     (1, 4)
     """
 

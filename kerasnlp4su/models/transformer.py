@@ -2,13 +2,15 @@
 
 A model subclass only states what differs: its embedding pieces, where the
 norm sits, its position scheme, its heads and its checkpoint name map. The
-block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
+block code below is shared by BERT, ALBERT, ELECTRA and RoFormer. The
+cached decoding pass replays the same hooks with a `step` argument; the KV
+cache and that pass live in `kerasnlp4su.models.cache`.
 """
 
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import NEG_INF, get_activation, no_grad, write_at
+from kerasnlp4su.backend import get_activation
 from kerasnlp4su.checkpoints.formats import open_checkpoint
 from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
 from kerasnlp4su.checkpoints.names import dense_names, norm_names  # noqa: F401  (families' helpers)
@@ -21,6 +23,7 @@ from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.normalization import LayerNormalization
 from kerasnlp4su.layers.pooling import TokenSelect
 from kerasnlp4su.layers.position import PositionEmbedding
+from kerasnlp4su.models import cache as kv_cache
 from kerasnlp4su.models import registry
 from kerasnlp4su.models.hf import HFCheckpointReader
 
@@ -126,8 +129,6 @@ class Transformer:
         self.unused_config = kwargs
         self.layers = {}
         self.model = None
-        # Set only while `cached_forward` replays the layers eagerly.
-        self._step = None
 
     # ----------------------------------------------------------------- utils
     @property
@@ -186,11 +187,16 @@ class Transformer:
             self.model_inputs.append(self.cond)
         return inputs
 
-    def build_masks(self, inputs):
-        """Additive attention bias (softmax) and key padding mask (linear)."""
+    def build_masks(self, inputs, step=None):
+        """Additive attention bias (softmax) and key padding mask (linear).
+
+        In a cached decoding step after the prefix (`step`, see
+        `kerasnlp4su.models.cache`) the new tokens see every cached
+        non-padding token and, causally, each other.
+        """
         token_ids = inputs[0]
-        if self._step is not None and not self._step["prefix"]:
-            return self._step_masks(token_ids)
+        if step is not None and not step.is_prefix:
+            return step.attention_bias(token_ids), None
         if self.application == "unilm" and len(inputs) < 2:
             raise ValueError("application='unilm' needs segment ids (segment_vocab_size > 0)")
         padding = self.apply(token_ids, PaddingMask, name="Padding-Mask")
@@ -203,7 +209,7 @@ class Transformer:
             bias = self.apply(token_ids, AttentionMask, name="Attention-Mask", mode=mode)
         return bias, None
 
-    def apply_embeddings(self, inputs):
+    def apply_embeddings(self, inputs, step=None):
         x = self.apply(inputs[0], Embedding, name="Embedding-Token", input_dim=self.vocab_size,
                        output_dim=self.embedding_size, mask_zero=True,
                        embeddings_initializer=self.initializer)
@@ -216,7 +222,7 @@ class Transformer:
             x = self.apply(x, PositionEmbedding, name="Embedding-Position",
                            input_dim=self.max_position, output_dim=self.embedding_size,
                            embeddings_initializer=self.initializer,
-                           call_kwargs={"offset": self._step["length"]} if self._step else None)
+                           call_kwargs=None if step is None else {"offset": step.length})
         x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
         if self.embedding_size != self.hidden_size:
@@ -229,7 +235,15 @@ class Transformer:
         """Names of block `index`'s attention and FFN layers (ALBERT shares them)."""
         return f"Transformer-{index}-MultiHeadSelfAttention", f"Transformer-{index}-FeedForward"
 
-    def apply_block(self, x, index):
+    def apply_block(self, x, index, step=None):
+        """Block `index`: self-attention then feed-forward, each a `residual`.
+
+        `step` is None while building the graph and a `DecodingStep` in a
+        cached decoding pass (its masks replace the model's, and the
+        attention reads and writes the block's cache entry). An override
+        that cannot use a cache should leave `step` out of its signature:
+        cached decoding then refuses the model with a clear error.
+        """
         attention_name, ffn_name = self.block_names(index)
         attention_kwargs = dict(
             heads=self.num_attention_heads, head_size=self.attention_head_size,
@@ -239,31 +253,33 @@ class Transformer:
             causal=(self.attention_type == "linear" and self.application == "lm"),
             position_encoding="rotary" if self.position_encoding == "rotary" else None,
             kernel_initializer=self.initializer)
+        masks = self if step is None else step  # the graph's masks, or this pass's
         call_kwargs = {}
-        if self.attention_mask is not None:
-            call_kwargs["attention_mask"] = self.attention_mask
-        if self.padding_mask is not None:
-            call_kwargs["padding_mask"] = self.padding_mask
+        if masks.attention_mask is not None:
+            call_kwargs["attention_mask"] = masks.attention_mask
+        if masks.padding_mask is not None:
+            call_kwargs["padding_mask"] = masks.padding_mask
         x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs,
-                          cache_key=index)
+                          cache_key=index, step=step)
         ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
                           use_bias=self.use_bias, kernel_initializer=self.initializer)
         return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
 
-    def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None):
-        """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN)."""
+    def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None,
+                 step=None):
+        """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN).
+
+        With a decoding `step` and a `cache_key` (the block index) the
+        sublayer is a self-attention that reads and extends that entry of
+        the KV cache.
+        """
         shortcut = x
         if self.norm_position == "pre":
             x = self.norm(x, f"{name}-Norm")
-        if self._step is not None and cache_key is not None:
-            if self._step["prefix"]:
-                step_kwargs = {"cache": self._empty_cache(x)}
-            else:  # fixed-capacity buffers: write the new keys/values at `length`
-                step_kwargs = {"cache": self._step["cache"][cache_key],
-                               "cache_index": self._step["length"]}
-            call_kwargs = dict(call_kwargs or {}, **step_kwargs)
-            x, self._step["new"][cache_key] = self.apply(x, layer_cls, name=name,
-                                                         call_kwargs=call_kwargs)
+        if step is not None and cache_key is not None:
+            call_kwargs = dict(call_kwargs or {}, **step.self_attention_kwargs(cache_key, x))
+            x, kv = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs)
+            step.write_self(cache_key, kv)
         else:
             x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
         x = self.dropout(x, self.dropout_rate, f"{name}-Dropout")
@@ -317,101 +333,35 @@ class Transformer:
         `(batch, n)`. With `cache=None` this is the prefix pass: the
         application's mask (LM causal, UniLM) applies within the tokens.
         With a cache, the new tokens see every cached token (except padding)
-        and, causally, each other. Returns `(outputs, new_cache)` where
-        `outputs` has the model's usual structure for the new positions and
-        `new_cache` is `{"length", "keep": (batch, capacity) mask of the
-        written non-padding positions, "layers": {index: (keys, values)}}`
-        with keys/values shaped `(batch, heads, capacity, size)`.
+        and, causally, each other. Returns `(outputs, new_cache)`: `outputs`
+        has the model's usual structure for the new positions, `new_cache`
+        is a `KVCache` (`kerasnlp4su.models.cache`) whose `self_kv[i]` holds
+        block i's keys/values, `(batch, heads, capacity, size)`.
 
         The buffers have a fixed capacity (`reserve_cache` sets it; the
         prefix pass returns exactly its length) and each step writes into
         them, so every step has the same shapes and compiles once. When
         `length` is a Python int and the new tokens do not fit, the cache
         grows (doubling); a traced `length` must fit, as the caller
-        reserved.
+        reserved. A family whose blocks cannot use a cache raises
+        `NotImplementedError`.
 
         Example:
         >>> probs, cache = t.cached_forward([prefix_ids, prefix_segments])   # doctest: +SKIP
         >>> cache = t.reserve_cache(cache, 64)  # room for 64 positions       # doctest: +SKIP
         >>> probs, cache = t.cached_forward([next_ids, next_segments], cache)  # doctest: +SKIP
         """
-        if self.model is None:
-            raise ValueError("build() the model before decoding")
-        if self.attention_type == "linear":
-            raise ValueError("cached decoding needs softmax attention")
-        inputs = [keras.ops.convert_to_tensor(i, "int32") for i in inputs]
-        token_ids = inputs[0]
-        n = keras.ops.shape(token_ids)[1]
-        keep = keras.ops.not_equal(token_ids, 0)
-        prefix = cache is None
-        if prefix:
-            cache = {"length": 0, "keep": None, "layers": {}}
-        else:
-            length = cache["length"]
-            if isinstance(length, int) and isinstance(n, int):
-                capacity = int(keras.ops.shape(cache["keep"])[1])
-                if length + n > capacity:
-                    cache = self.reserve_cache(cache, max(length + n, 2 * capacity))
-            keep = write_at(cache["keep"], keep, cache["length"], axis=1)
-        # `length` may be a traced tensor: one compiled step serves every length.
-        self._step = {"prefix": prefix, "length": cache["length"], "keep": keep,
-                      "cache": cache["layers"], "new": {}}
-        try:
-            with no_grad():
-                x = self.apply_embeddings(inputs)
-                self.attention_mask, self.padding_mask = self.build_masks(inputs)
-                for index in range(self.num_hidden_layers):
-                    x = self.apply_block(x, index)
-                outputs = self.apply_final_layers(x)
-            new_layers = self._step["new"]
-        finally:
-            self._step = None
-        new_cache = {"length": cache["length"] + n, "keep": keep, "layers": new_layers}
-        return outputs, new_cache
+        return kv_cache.cached_forward(self, inputs, cache)
 
     @staticmethod
     def reserve_cache(cache, capacity):
-        """The cache with room for `capacity` positions (zero keys, `keep` False past `length`).
-
-        Reserving what a generation needs up front (the decoders reserve
-        prefix + `maxlen`) keeps every step's shapes the same.
-        """
-        current = int(keras.ops.shape(cache["keep"])[1])
-        if capacity < current:
-            raise ValueError(f"cannot shrink a KV cache from {current} to {capacity} positions")
-        extra = capacity - current
-        if extra == 0:
-            return cache
-
-        def pad(t, axis):
-            widths = [[0, 0]] * len(t.shape)
-            widths[axis] = [0, extra]
-            return keras.ops.pad(t, widths)
-
-        return {"length": cache["length"], "keep": pad(cache["keep"], 1),
-                "layers": {k: (pad(kv[0], 2), pad(kv[1], 2)) for k, kv in cache["layers"].items()}}
+        """The cache with room for `capacity` positions (see `kerasnlp4su.models.cache.reserve_cache`)."""
+        return kv_cache.reserve_cache(cache, capacity)
 
     @staticmethod
     def reorder_cache(cache, indices):
         """Select/reorder batch rows of a cache (beam search keeps the best beams)."""
-        take = lambda t: keras.ops.take(t, indices, axis=0)  # noqa: E731
-        return {"length": cache["length"], "keep": take(cache["keep"]),
-                "layers": {k: (take(kv[0]), take(kv[1])) for k, kv in cache["layers"].items()}}
-
-    def _empty_cache(self, x):
-        batch = keras.ops.shape(x)[0]
-        return (keras.ops.zeros((batch, self.num_attention_heads, 0, self.attention_key_size), x.dtype),
-                keras.ops.zeros((batch, self.num_attention_heads, 0, self.attention_head_size), x.dtype))
-
-    def _step_masks(self, token_ids):
-        # New tokens see all earlier non-padding tokens and, causally, each other.
-        n = keras.ops.shape(token_ids)[1]
-        past = self._step["length"]
-        keys = keras.ops.arange(keras.ops.shape(self._step["keep"])[1])
-        queries = keras.ops.arange(n) + past
-        allowed = keras.ops.logical_and(self._step["keep"][:, None, None, :],
-                                        (keys[None, :] <= queries[:, None])[None, None])
-        return keras.ops.where(allowed, 0.0, NEG_INF), None
+        return kv_cache.reorder_cache(cache, indices)
 
     # ------------------------------------------------------ checkpoint names
     def variable_mapping(self):

@@ -15,10 +15,8 @@ Everything is computed in float32, whatever the policy of the model.
 import keras
 from keras import ops
 
-# Layers write impossible cells (padding, start > end) as -large_value(dtype),
-# at most -6e4; bert4keras wrote -inf and excluded such cells from the loss,
-# so labels sitting on them are ignored here too.
-_MASKED_BELOW = -3e4
+from kerasnlp4su.backend import MASKED_BELOW
+
 # Stands in for infinity inside logsumexp: exp(-1e12) is exactly 0 in float32
 # while keeping every value and gradient finite.
 _BIG = 1e12
@@ -46,7 +44,9 @@ def multilabel_categorical_crossentropy(y_true, y_pred):
     """
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.cast(y_true, "float32")
-    valid = y_pred > _MASKED_BELOW
+    # bert4keras wrote masked cells as -inf and left them out of the loss, so
+    # labels sitting on them are ignored here too.
+    valid = y_pred > MASKED_BELOW
     tiny = 1e-30  # only keeps log() finite on the branch `where` discards
     y_neg = ops.where(ops.logical_and(valid, y_true < 1),
                       y_pred + ops.log(ops.maximum(1.0 - y_true, tiny)), -_BIG)

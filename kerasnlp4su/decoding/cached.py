@@ -1,0 +1,325 @@
+"""Ready-made KV-cached decoders for a `Transformer` builder: `Seq2SeqDecoder`, `LMDecoder`.
+
+Each step feeds only the new token through the model
+(`Transformer.cached_forward`), keeping the keys/values of earlier tokens in
+a `KVCache` (`kerasnlp4su.models.cache`). The search (beam, sampling) is
+`AutoRegressiveDecoder`'s; this module makes the one-token step fast:
+traced once with `tf.function` on TensorFlow, `jax.jit`-compiled on JAX,
+eager on PyTorch.
+"""
+
+import keras
+import numpy as np
+
+from kerasnlp4su.backend import no_grad
+from kerasnlp4su.decoding.search import AutoRegressiveDecoder
+from kerasnlp4su.models.cache import check_cache_support
+
+__all__ = ["LMDecoder", "Seq2SeqDecoder"]
+
+
+class _CacheState:
+    """Decoder states: a transformer KV cache, the output ids it has seen, and
+    the beam reordering still to apply to it.
+
+    `reorder` only records the row selection; the next step applies it
+    inside its own traced function, so a beam-search step costs one graph
+    call instead of one plus a gather per cached tensor.
+    """
+
+    def __init__(self, transformer, cache, consumed, rows=None):
+        self.transformer = transformer
+        self.cache = cache
+        self.consumed = consumed
+        self.rows = rows  # pending batch-row selection (None: keep as is)
+
+    def reorder(self, indices):
+        indices = np.asarray(indices, dtype="int32")
+        rows = indices if self.rows is None else self.rows[indices]
+        batch = int(keras.ops.shape(self.cache.keep)[0])
+        if len(rows) == batch and np.array_equal(rows, np.arange(batch)):
+            rows = None  # greedy and unchanged beams: no gather at all
+        return _CacheState(self.transformer, self.cache, self.consumed, rows)
+
+    def resolved_cache(self):
+        """The cache with the pending reordering applied (eager)."""
+        if self.rows is None:
+            return self.cache
+        return self.transformer.reorder_cache(self.cache, keras.ops.convert_to_tensor(self.rows))
+
+
+class _TransformerDecoder(AutoRegressiveDecoder):
+    """Shared logic of `Seq2SeqDecoder` and `LMDecoder`."""
+
+    #: segment id given to generated tokens.
+    output_segment = 0
+    #: how many batch sizes get a step traced for them (then one for any).
+    max_step_traces = 4
+    #: the KV cache is reserved in blocks of this many positions, so the
+    #: compiled step sees few cache shapes (JAX compiles one per shape).
+    cache_block = 64
+    application = None
+
+    def __init__(self, transformer, end_id, maxlen, start_id=None, minlen=1, use_cache=True,
+                 compile_step=True):
+        super().__init__(start_id, end_id, maxlen, minlen)
+        if not hasattr(transformer, "cached_forward") or transformer.model is None:
+            raise TypeError("pass the Transformer builder (build_transformer_model(..., "
+                            "return_keras_model=False)), not a keras.Model")
+        if transformer.application != self.application:
+            raise ValueError(f"{type(self).__name__} needs application={self.application!r}, "
+                             f"the transformer was built with {transformer.application!r}")
+        if transformer.layer_norm_cond is not None:
+            raise ValueError("conditional LayerNorm models need their own predict(); "
+                             "subclass AutoRegressiveDecoder")
+        if use_cache:
+            check_cache_support(transformer)  # fail here, not at the first step
+        self.transformer = transformer
+        self.use_cache = use_cache
+        backend = keras.backend.backend()
+        # PyTorch runs eagerly; TensorFlow traces, JAX jit-compiles the step.
+        self.compile_step = compile_step and backend in ("tensorflow", "jax")
+        self._tf = self.compile_step and backend == "tensorflow"
+        self.uses_segments = transformer.segment_vocab_size > 0
+        # Compiled functions, built on first use.
+        self._full_fn = self._prefix_fn = None
+        self._step_fns = {}  # (reorders?, batch or None) -> traced / jitted step
+        # A cache of the structure the traced functions take and return
+        # (block count, cross entries): flat tensor lists are rebuilt on it.
+        self._layout = None
+
+    # ------------------------------------------------------------ inputs
+    def _source(self, inputs, batch):
+        """`(token_ids, segment_ids)` of the conditioning prefix, `(batch, n)` each."""
+        raise NotImplementedError
+
+    def _with_output(self, inputs, output_ids):
+        token_ids, segment_ids = self._source(inputs, len(output_ids))
+        output_ids = output_ids.astype("int32")
+        token_ids = np.concatenate([token_ids, output_ids], 1)
+        segment_ids = np.concatenate(
+            [segment_ids, np.full_like(output_ids, self.output_segment)], 1)
+        return token_ids, segment_ids
+
+    def _model_inputs(self, token_ids, segment_ids):
+        return [token_ids, segment_ids] if self.uses_segments else [token_ids]
+
+    @staticmethod
+    def _mlm(outputs):
+        # With extra heads (pooler, NSP) the MLM probabilities come last.
+        return outputs[-1] if isinstance(outputs, (list, tuple)) else outputs
+
+    # ----------------------------------------------------------- predict
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        if not self.use_cache:
+            token_ids, segment_ids = self._with_output(inputs, output_ids)
+            return self._full_last(self._model_inputs(token_ids, segment_ids)), None
+        if states is None:
+            token_ids, segment_ids = self._with_output(inputs, output_ids)
+            probas, cache = self._prefix(self._model_inputs(token_ids, segment_ids))
+            # Room for every token this generation can add: the steps then
+            # write into the buffers and keep their shapes.
+            needed = token_ids.shape[1] + self.maxlen
+            cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
+                                                   * self.cache_block)
+            return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+        new_ids = output_ids[:, states.consumed:].astype("int32")
+        new_segments = np.full_like(new_ids, self.output_segment)
+        probas, cache = self._step(self._model_inputs(new_ids, new_segments), states)
+        return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+
+    def _full_last(self, model_inputs):
+        """Last-position probabilities from a full forward pass (bert4keras behaviour)."""
+        # Lengths change every step: only TensorFlow traces this once for all.
+        if not self._tf:
+            with no_grad():
+                return self._mlm(self.transformer.model(model_inputs, training=False))[:, -1]
+        if self._full_fn is None:
+            import tensorflow as tf
+
+            model = self.transformer.model
+            spec = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
+            self._full_fn = tf.function(
+                lambda *x: self._mlm(model(list(x), training=False))[:, -1],
+                input_signature=spec, autograph=False, reduce_retracing=True)
+        return self._full_fn(*model_inputs)
+
+    def _prefix(self, model_inputs):
+        """The prefix pass: `(last probabilities, cache)`."""
+        if not self._tf:  # one eager pass; JAX would compile it per prefix length
+            outputs, cache = self.transformer.cached_forward(model_inputs)
+            return self._mlm(outputs)[:, -1], cache
+        if self._prefix_fn is None:
+            self._prefix_fn = self._trace(self._prefix_graph, len(model_inputs), None)
+        return self._unflatten(self._prefix_fn(*model_inputs))
+
+    def _prefix_graph(self, *model_inputs):
+        outputs, cache = self.transformer.cached_forward(list(model_inputs))
+        return self._flatten(self._mlm(outputs)[:, -1], cache)
+
+    def _step(self, model_inputs, states):
+        """One cached step on the new tokens: `(last probabilities, new cache)`.
+
+        `states.rows` (beam reordering) is applied to the cache first; when
+        traced, inside the same graph as the step.
+        """
+        if not self.compile_step or model_inputs[0].shape[1] != 1:
+            outputs, cache = self.transformer.cached_forward(model_inputs, states.resolved_cache())
+            return self._mlm(outputs)[:, -1], cache
+        cache = states.cache
+        rows = states.rows
+        extra = [rows] if rows is not None else []
+        if not self._tf:
+            return self._unflatten(self._jax_step(rows is not None)(
+                *model_inputs, *extra, *self._flatten(None, cache)))
+        # Greedy steps and unchanged beams get a trace per batch size, so the
+        # dense layers see static shapes (TensorFlow then skips the shape
+        # arithmetic around each matmul, ~10% of a BERT-base step), up to
+        # `max_step_traces` sizes. Steps that reorder beams, whose batch
+        # changes as beams finish, share one trace for any batch.
+        key = True, None
+        if rows is None:
+            key = False, int(model_inputs[0].shape[0])
+            if key not in self._step_fns and (
+                    sum(b is not None for _, b in self._step_fns) >= self.max_step_traces):
+                key = False, None
+        if key not in self._step_fns:
+            graph = self._reorder_step_graph if rows is not None else self._step_graph
+            self._step_fns[key] = self._trace(graph, len(model_inputs), cache,
+                                              reorder=rows is not None, batch=key[1])
+        return self._unflatten(self._step_fns[key](*model_inputs, *extra, *self._flatten(None, cache)))
+
+    def _step_graph(self, *flat):
+        n = len(flat) - len(self._layout.tensors())
+        outputs, new = self.transformer.cached_forward(list(flat[:n]),
+                                                       self._layout.with_tensors(flat[n:]))
+        return self._flatten(self._mlm(outputs)[:, -1], new)
+
+    def _reorder_step_graph(self, *flat):
+        n = len(flat) - 1 - len(self._layout.tensors())
+        rows, cache = flat[n], self._layout.with_tensors(flat[n + 1:])
+        cache = self.transformer.reorder_cache(cache, rows)
+        outputs, new = self.transformer.cached_forward(list(flat[:n]), cache)
+        return self._flatten(self._mlm(outputs)[:, -1], new)
+
+    # Traced functions take and return flat tensor lists: binding nested
+    # structures costs more per call than the one-token step computes.
+    def _flatten(self, probas, cache):
+        if self._layout is None:  # the structure only: no tensor outlives its trace
+            self._layout = cache.with_tensors([0] * len(cache.tensors()))
+        flat = cache.tensors()
+        if isinstance(flat[0], (int, np.integer)):  # a traced input, not a constant
+            flat[0] = np.asarray(flat[0], dtype="int32")
+        return flat if probas is None else [probas] + flat
+
+    def _unflatten(self, flat):
+        # Outside compiled code the length is a Python int again: the eager
+        # path checks it against the capacity.
+        cache = self._layout.with_tensors(flat[1:])
+        return flat[0], cache._replace(length=int(flat[1]))
+
+    def _jax_step(self, reorder):
+        """The step under `jax.jit`; the model's variables are arguments, not constants.
+
+        The cache has a reserved capacity, so shapes stay the same from step
+        to step: one compile per batch size and cache block.
+        """
+        key = reorder, None  # jax.jit itself compiles once per batch size and capacity
+        if key not in self._step_fns:
+            import jax
+
+            weights = self.transformer.model.weights
+            graph = self._reorder_step_graph if reorder else self._step_graph
+
+            def stateless(values, *flat):
+                with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                    return graph(*flat)
+
+            jitted = jax.jit(stateless)
+            self._step_fns[key] = lambda *flat: jitted([w.value for w in weights], *flat)
+        return self._step_fns[key]
+
+    def _trace(self, fn, n_inputs, cache, reorder=False, batch=None):
+        # Eagerly, a one-token step costs one Python dispatch per layer call
+        # and op, which dominates its tiny amount of arithmetic: traced, the
+        # prefix and each step run as one graph for any length (the
+        # signature leaves the sequence dimensions unknown). `batch` fixes
+        # the batch of the step's tokens (None: any); with `reorder` the
+        # cache keeps an unknown batch, as the gather picks `batch` rows
+        # from it.
+        import tensorflow as tf
+
+        length = None if cache is None else 1
+        signature = [tf.TensorSpec((batch, length), "int32")] * n_inputs
+        if reorder:
+            signature.append(tf.TensorSpec((batch,), "int32"))
+        if cache is not None:
+            cache_batch = None if reorder else batch
+            # length (scalar), then masks (batch, positions) and keys/values
+            # (batch, heads, positions, size): positions vary, heads and
+            # sizes stay static.
+            signature.append(tf.TensorSpec((), "int32"))
+            for t in self._flatten(None, cache)[1:]:
+                shape = [cache_batch] + list(t.shape[1:])
+                shape[2 if len(shape) == 4 else 1] = None
+                signature.append(tf.TensorSpec(shape, t.dtype))
+        # The concrete function: calling it skips tf.function's per-call
+        # signature matching (~1 ms with 2 + 2 * layers tensors).
+        return tf.function(fn, input_signature=signature, autograph=False).get_concrete_function()
+
+
+class Seq2SeqDecoder(_TransformerDecoder):
+    """UniLM seq2seq decoder with a KV cache (`application='unilm'`).
+
+    `inputs` is `[token_ids, segment_ids]` of the source (`[CLS] src
+    [SEP]`, segment 0, as `Tokenizer.encode` returns it); generated tokens
+    get segment 1. With `use_cache=True` (default) each step runs only the
+    newest token through the model; `use_cache=False` recomputes the whole
+    sequence every step like bert4keras. The one-token step is compiled:
+    traced once with `tf.function` on TensorFlow, `jax.jit` on JAX (once per
+    batch size and `cache_block` of cache capacity); PyTorch and
+    `compile_step=False` run it eagerly.
+
+    Example:
+    >>> t = build_transformer_model(config, ckpt, application="unilm",
+    ...                             return_keras_model=False)  # doctest: +SKIP
+    >>> decoder = Seq2SeqDecoder(t, end_id=tokenizer._token_end_id, maxlen=32)  # doctest: +SKIP
+    >>> token_ids, segment_ids = tokenizer.encode(text)  # doctest: +SKIP
+    >>> tokenizer.decode(decoder.beam_search([token_ids, segment_ids], topk=3))  # doctest: +SKIP
+    """
+
+    output_segment = 1
+    application = "unilm"
+
+    def _source(self, inputs, batch):
+        token_ids = np.asarray(inputs[0], dtype="int32")
+        segment_ids = (np.asarray(inputs[1], dtype="int32") if len(inputs) > 1
+                       else np.zeros_like(token_ids))
+        return token_ids[:batch], segment_ids[:batch]
+
+
+class LMDecoder(_TransformerDecoder):
+    """Left-to-right language-model decoder with a KV cache (`application='lm'`).
+
+    `inputs` is `[prefix_token_ids]` (a prompt, usually `[CLS] text`
+    without the final [SEP]) or `[]` for unconditional generation from
+    `start_id`. All tokens get segment 0.
+
+    Example:
+    >>> t = build_transformer_model(config, ckpt, application="lm",
+    ...                             return_keras_model=False)  # doctest: +SKIP
+    >>> decoder = LMDecoder(t, end_id=tokenizer._token_end_id, maxlen=64)  # doctest: +SKIP
+    >>> prompt = tokenizer.encode(text)[0][:-1]  # doctest: +SKIP
+    >>> samples = decoder.random_sample([prompt], n=4, topp=0.95)  # doctest: +SKIP
+    """
+
+    output_segment = 0
+    application = "lm"
+
+    def _source(self, inputs, batch):
+        if len(inputs) == 0:
+            empty = np.zeros((batch, 0), dtype="int32")
+            return empty, empty
+        token_ids = np.asarray(inputs[0], dtype="int32")[:batch]
+        return token_ids, np.zeros_like(token_ids)
