@@ -6,6 +6,7 @@ from kerasnlp4su.models.build import MODEL_REGISTRY, build_transformer_model, re
 from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
 from kerasnlp4su.models.transformer import Transformer
+from kerasnlp4su.models.transformer_model import TransformerModel
 
 for _name, _cls in {
     "bert": BERT,
@@ -21,5 +22,6 @@ for _name, _cls in {
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "MODEL_REGISTRY",
-    "RoFormer", "RoFormerV2", "Transformer", "build_transformer_model", "register_model",
+    "RoFormer", "RoFormerV2", "Transformer", "TransformerModel", "build_transformer_model",
+    "register_model",
 ]
