@@ -247,7 +247,7 @@ BACKEND_SCRIPT = textwrap.dedent(f"""
                                 keras.ops.zeros((1, 3), "int32")]),
                     ("long", [np.ones((1, {POSITIONS + 1}), "int32")] * 2)]:
         for method in (model.predict, model):
-            if name == "tensor" and method is model.predict and keras.backend.backend() == "jax":
+            if name == "tensor" and method == model.predict and keras.backend.backend() == "jax":
                 continue  # inside jax.jit ids cannot be checked (documented)
             try:
                 method(x)
@@ -271,3 +271,17 @@ def test_predict_checks_on_other_backends(backend):
     expected = [f"numpy {bad_id}"] * 2 + [f"tensor {bad_id}"] * (1 if backend == "jax" else 2)
     expected += [f"long {length_message(POSITIONS + 1)}"] * 2
     assert lines[2:] == expected, proc.stdout
+
+
+def test_docstring_examples():
+    import doctest
+
+    from kerasnlp4su.layers import embeddings
+    from kerasnlp4su.models import transformer_model
+
+    result = doctest.testmod(transformer_model)
+    assert result.attempted and not result.failed
+    runner = doctest.DocTestRunner()
+    for test in doctest.DocTestFinder().find(embeddings.ids_out_of_range_message):
+        runner.run(test)
+    assert runner.tries and not runner.failures
