@@ -4,6 +4,25 @@ import keras
 from keras import ops
 
 
+def ids_out_of_range_message(layer_name, input_dim, bad_id=None):
+    """The message of every id-range check (in-graph, eager, and before `predict`).
+
+    Example:
+    >>> ids_out_of_range_message("Embedding-Token", 100, bad_id=120).split(":")[:2]
+    ['Embedding-Token', ' id 120 is out of range']
+    """
+    found = "" if bad_id is None else f"id {bad_id} is out of range: "
+    return (f"{layer_name}: {found}ids must lie in [0, {input_dim}); does the tokenizer's "
+            "vocabulary (or segment ids) match the model's vocab_size?")
+
+
+def check_id_bounds(layer_name, low, high, input_dim):
+    """Raise `ValueError` naming the offending id when `[low, high]` leaves `[0, input_dim)`."""
+    if low < 0 or high >= input_dim:
+        bad = low if low < 0 else high
+        raise ValueError(ids_out_of_range_message(layer_name, input_dim, bad))
+
+
 def check_ids_in_range(layer_name, ids, input_dim):
     """Fail loudly on ids outside `[0, input_dim)` instead of reading a wrong row.
 
@@ -14,8 +33,7 @@ def check_ids_in_range(layer_name, ids, input_dim):
     code, `jit_compile=True` or a JAX `jit`, cannot raise: ids are not
     checked there; JAX's lookup then gives NaN.) Returns `ids`.
     """
-    message = (f"{layer_name}: ids must lie in [0, {input_dim}); does the tokenizer's "
-               "vocabulary (or segment ids) match the model's vocab_size?")
+    message = ids_out_of_range_message(layer_name, input_dim)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -43,9 +61,7 @@ def check_ids_in_range(layer_name, ids, input_dim):
         if values.size == 0:
             return ids
         low, high = int(values.min()), int(values.max())
-    if low < 0 or high >= input_dim:
-        bad = low if low < 0 else high
-        raise ValueError(message.replace("ids must", f"id {bad} is out of range: ids must"))
+    check_id_bounds(layer_name, low, high, input_dim)
     return ids
 
 
@@ -73,7 +89,9 @@ class Embedding(keras.layers.Embedding):
         return super().call(check_ids_in_range(self.name, inputs, self.input_dim))
 
     def compute_mask(self, inputs, mask=None, mode="embedding"):
-        if mode == "dense":
+        # Keras's __call__ passes no `mode` here: float inputs are hidden states
+        # (the tied MLM projection), whose mask is the incoming padding mask.
+        if mode == "dense" or "int" not in keras.backend.standardize_dtype(inputs.dtype):
             return mask
         return super().compute_mask(inputs, mask)
 

@@ -11,11 +11,12 @@ from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
 from kerasnlp4su.models.transformer import Transformer
+from kerasnlp4su.models.transformer_model import TransformerModel
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "FAMILIES", "Family",
-    "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "Transformer", "build_transformer_model",
-    "register_family", "register_model",
+    "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "Transformer", "TransformerModel",
+    "build_transformer_model", "register_family", "register_model",
 ]
 
 

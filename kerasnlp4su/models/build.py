@@ -137,6 +137,9 @@ def _check_token_ids(source, config):
         except TypeError:
             raise ValueError(f"{source}: {key!r} must be a list of token ids"
                              f"{' lists' if key == 'compound_tokens' else ''}, got {value!r}") from None
+        if key == "keep_tokens" and not ids:
+            raise ValueError(f"{source}: 'keep_tokens' is empty; it must list the ids of the "
+                             "vocabulary rows to keep (at least one)")
         if key == "compound_tokens" and any(len(group) == 0 for group in groups):
             raise ValueError(f"{source}: every 'compound_tokens' entry needs at least one id")
         bad = [i for i in ids if not _is_int(i) or not 0 <= int(i) < vocab_size]

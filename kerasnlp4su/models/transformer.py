@@ -26,6 +26,7 @@ from kerasnlp4su.layers.position import PositionEmbedding
 from kerasnlp4su.models import cache as kv_cache
 from kerasnlp4su.models import registry
 from kerasnlp4su.models.hf import HFCheckpointReader
+from kerasnlp4su.models.transformer_model import TransformerModel
 
 APPLICATIONS = ("encoder", "lm", "unilm")
 
@@ -167,7 +168,7 @@ class Transformer:
         for index in range(self.num_hidden_layers):
             x = self.apply_block(x, index)
         outputs = self.apply_final_layers(x)
-        self.model = keras.Model(self.model_inputs, outputs, name=self.name)
+        self.model = TransformerModel(self.model_inputs, outputs, name=self.name)
         return self.model
 
     def build_inputs(self):
