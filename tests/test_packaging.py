@@ -8,6 +8,7 @@ what users get; run from a checkout or an editable install, the checks that need
 import doctest
 import json
 import os
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -36,6 +37,15 @@ def is_editable():
     """True when kerasnlp4su is pip-installed editable (PEP 610 direct_url.json says so)."""
     direct_url = metadata.distribution("kerasnlp4su").read_text("direct_url.json")
     return bool(direct_url and json.loads(direct_url).get("dir_info", {}).get("editable"))
+
+
+def test_ci_runs_the_readme_test_command_against_the_wheel():
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        command = re.search(r"Set up and run the tests.*?```bash\n(.+?)\n```", f.read(), re.S).group(1)
+    with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
+        ci_commands = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    assert command == ci_commands[-1]
+    assert "pip install -e" not in command and "python -P -m pytest" in command
 
 
 def test_every_source_package_is_found_by_setup():
