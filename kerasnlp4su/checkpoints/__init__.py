@@ -9,4 +9,6 @@
 * `atomic`: the one atomic-write helper.
 
 Model families hand their tables in as arguments (`kerasnlp4su.models.registry`).
+
+A regular package (not a namespace folder) so that `find_packages` ships it in the wheel.
 """
