@@ -8,7 +8,6 @@ wrong index, a missed threshold or a flipped (row, column) gives a wrong set.
 import importlib.util
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -190,39 +189,29 @@ def check_metrics(metrics, keys):
         assert isinstance(value, float) and np.isfinite(value) and 0.0 <= value <= 1.0, (key, value)
 
 
-def timed_main(module, argv):
-    start = time.perf_counter()
-    metrics = module.main(argv)
-    return metrics, time.perf_counter() - start
-
-
 def test_classification_tiger_fast_run():
-    metrics, seconds = timed_main(load_example("classification_tiger"), ["--fast"])
+    metrics = load_example("classification_tiger").main(["--fast"])
     check_metrics(metrics, ["accuracy", "majority_baseline"])
     # Tiger + accumulation + FGM must actually learn, not sit at the baseline
     # (seed 42 reaches ~0.90 against 0.60).
     assert metrics["accuracy"] >= metrics["majority_baseline"] + 0.1, metrics
-    assert seconds < 60
 
 
 @pytest.mark.parametrize("extra", [[], ["--efficient"]], ids=["global", "efficient"])
 def test_ner_globalpointer_fast_run(ner, extra):
-    metrics, seconds = timed_main(ner, ["--fast", *extra])
+    metrics = ner.main(["--fast", *extra])
     check_metrics(metrics, ["f1", "precision", "recall"])
-    assert seconds < 60
 
 
 def test_gplinker_fast_run(gplinker):
-    metrics, seconds = timed_main(gplinker, ["--fast"])
+    metrics = gplinker.main(["--fast"])
     check_metrics(metrics, ["f1", "precision", "recall"])
-    assert seconds < 60
 
 
 def test_quickstart_fast_run():
-    metrics, seconds = timed_main(load_example("quickstart"), ["--fast"])
+    metrics = load_example("quickstart").main(["--fast"])
     check_metrics(metrics, ["accuracy"])
     assert metrics["reload_identical"] is True
-    assert seconds < 60
 
 
 # --------------------------------------------------------- every example
