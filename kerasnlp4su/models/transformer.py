@@ -8,7 +8,7 @@ block code below is shared by BERT, ALBERT, ELECTRA and RoFormer.
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import NEG_INF, get_activation, no_grad, write_at
+from kerasnlp4su.backend import NEG_INF, get_activation, no_grad, resolve_gelu, write_at
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.embeddings import BiasAdd, Embedding, MaskedAdd
@@ -80,7 +80,7 @@ class Transformer:
         self.attention_head_size = int(attention_head_size or hidden_size // num_attention_heads)
         self.attention_key_size = int(attention_key_size or self.attention_head_size)
         self.intermediate_size = int(intermediate_size)
-        self.hidden_act = self.official_gelu if hidden_act == "gelu" else hidden_act
+        self.hidden_act = resolve_gelu(self.official_gelu) if hidden_act == "gelu" else hidden_act
         get_activation(self.hidden_act)
         self.dropout_rate = float(dropout_rate or 0.0)
         self.attention_dropout_rate = float(attention_dropout_rate or 0.0)
