@@ -44,9 +44,9 @@ class AdaFactor(keras.optimizers.Optimizer):
                  epsilon2=1e-3, multiply_by_parameter_scale=True, clipping_threshold=1.0,
                  min_dim_size_to_factor=128, exclude_from_parameter_scale=None,
                  name="AdaFactor", **kwargs):
-        self.relative_step = learning_rate is None
         super().__init__(learning_rate=1.0 if learning_rate is None else learning_rate,
                          name=name, **kwargs)
+        self.relative_step = learning_rate is None
         self.beta1 = float(beta1)
         self.beta2 = None if beta2 is None else float(beta2)
         self.epsilon1 = float(epsilon1)
@@ -83,12 +83,12 @@ class AdaFactor(keras.optimizers.Optimizer):
             factored = self.factored_shape(tuple(variable.shape))
             name = variable_path(variable).replace("/", "_")
             if factored is None:
-                slots["v"] = self.add_variable(variable.shape, variable.dtype, name=f"{name}_v")
+                slots["v"] = self.add_variable(variable.shape, dtype=variable.dtype, name=f"{name}_v")
             else:
-                slots["vr"] = self.add_variable(factored[0], variable.dtype, name=f"{name}_vr")
-                slots["vc"] = self.add_variable(factored[2], variable.dtype, name=f"{name}_vc")
+                slots["vr"] = self.add_variable(factored[0], dtype=variable.dtype, name=f"{name}_vr")
+                slots["vc"] = self.add_variable(factored[2], dtype=variable.dtype, name=f"{name}_vc")
             if self.beta1 > 0.0:
-                slots["m"] = self.add_variable(variable.shape, variable.dtype, name=f"{name}_m")
+                slots["m"] = self.add_variable(variable.shape, dtype=variable.dtype, name=f"{name}_m")
             self._slots.append(slots)
 
     def _get_current_learning_rate(self):

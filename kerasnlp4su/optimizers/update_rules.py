@@ -15,6 +15,15 @@ def _norm(x):
     return ops.sqrt(ops.sum(ops.square(x)))
 
 
+def _snapshot(variable):
+    """The variable's current value, unaffected by later assignments.
+
+    `ops.convert_to_tensor(variable)` is the variable itself on TensorFlow
+    (and shares storage on PyTorch), so it would follow the update.
+    """
+    return ops.copy(variable)
+
+
 @optimizer_extension("WithLayerAdaptation")
 def extend_with_layer_adaptation(base):
     """A subclass of `base` with LAMB-style layer adaptation (https://arxiv.org/abs/1904.00962).
@@ -40,9 +49,9 @@ def extend_with_layer_adaptation(base):
             model_variable = self._trainable_variables[self._get_variable_index(variable)]
             if string_matching(variable_path(model_variable), self.exclude_from_layer_adaptation):
                 return super().update_step(gradient, variable, learning_rate)
-            old = ops.convert_to_tensor(variable)
+            old = _snapshot(variable)
             super().update_step(gradient, variable, learning_rate)
-            step = ops.convert_to_tensor(variable) - old
+            step = _snapshot(variable) - old
             lr = ops.maximum(ops.cast(learning_rate, variable.dtype), keras.config.epsilon())
             w_norm, step_norm = _norm(old), _norm(step / lr)
             usable = ops.logical_and(w_norm > 0, step_norm > 0)
@@ -83,10 +92,10 @@ def extend_with_lazy_optimization(base):
                                    self.include_in_lazy_optimization):
                 return super().update_step(gradient, variable, learning_rate)
             gradient = densify(gradient)
-            old = ops.convert_to_tensor(variable)
+            old = _snapshot(variable)
             super().update_step(gradient, variable, learning_rate)
             touched = ops.any(ops.not_equal(gradient, 0), axis=-1, keepdims=True)
-            self.assign(variable, ops.where(touched, ops.convert_to_tensor(variable), old))
+            self.assign(variable, ops.where(touched, _snapshot(variable), old))
 
         def get_config(self):
             config = super().get_config()
@@ -132,8 +141,8 @@ def extend_with_lookahead(base):
             super().update_step(gradient, variable, learning_rate)
             slow = self._slow_weights[self._get_variable_index(variable)]
             sync = ops.equal((self.iterations + 1) % self.steps_per_slow_update, 0)
-            fast = ops.convert_to_tensor(variable)
-            moved = slow + self.slow_step_size * (fast - slow)
+            fast = _snapshot(variable)
+            moved = _snapshot(slow) + self.slow_step_size * (fast - slow)
             self.assign(slow, ops.where(sync, moved, slow))
             self.assign(variable, ops.where(sync, moved, fast))
 
