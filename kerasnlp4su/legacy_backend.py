@@ -412,8 +412,8 @@ def function(inputs, outputs, updates=None, name=None):
 
     def run(values):
         result = model(values, training=False)
-        if isinstance(result, (list, tuple)):
-            return [ops.convert_to_numpy(r) for r in result]
+        if isinstance(outputs, (list, tuple)):
+            return [ops.convert_to_numpy(r) for r in keras.tree.flatten(result)]
         return ops.convert_to_numpy(result)
 
     return run
