@@ -91,6 +91,7 @@ def sequence_masking(x, mask=None, value=0, axis=None, bias=None, return_mask=Fa
     """
     if mask is None and bias is None:
         return (x, None) if return_mask else x
+    x = ops.convert_to_tensor(x)
     if value == "-inf":
         value = -large_value(x.dtype)
     elif value == "inf":
@@ -228,7 +229,11 @@ def strtobool(value):
 
 
 def get_available_gpus():
-    """Names of the GPUs Keras sees (e.g. `['gpu:0']`); `[]` on a CPU-only machine."""
+    """Names of the GPUs the backend sees (e.g. `['gpu:0']`); `[]` on a CPU-only machine."""
+    if keras.backend.backend() == "torch":  # Keras's device listing has no PyTorch support
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     try:
         return list(keras.distribution.list_devices("gpu"))
     except (RuntimeError, ValueError):

@@ -260,6 +260,19 @@ def relu(x, alpha=0.0, max_value=None, threshold=0.0):
     return out if max_value is None else ops.minimum(out, max_value)
 
 
+def dot(x, y):
+    """NumPy's `dot`: the last axis of `x` against the second-to-last of `y`.
+
+    `keras.ops.dot` differs on PyTorch for inputs of rank > 2.
+
+    >>> dot(keras.ops.ones((2, 3)), keras.ops.ones((4, 3, 5))).shape
+    (2, 4, 5)
+    """
+    x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
+    y_axis = len(y.shape) - 2 if len(y.shape) >= 2 else 0
+    return ops.tensordot(x, y, axes=[[len(x.shape) - 1], [y_axis]])
+
+
 def batch_dot(x, y, axes=None):
     """Keras 2's `batch_dot`: per sample, contract axis `axes[0]` of x with `axes[1]` of y.
 

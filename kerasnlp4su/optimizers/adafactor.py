@@ -77,10 +77,13 @@ class AdaFactor(keras.optimizers.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._slots = []
+        self._slots, self._factored = [], []
         for variable in var_list:
             slots = {}
+            # Decided once here: update steps may be traced (torch.compile,
+            # XLA), where NumPy on shapes is not allowed.
             factored = self.factored_shape(tuple(variable.shape))
+            self._factored.append(factored)
             name = variable_path(variable).replace("/", "_")
             if factored is None:
                 slots["v"] = self.add_variable(variable.shape, dtype=variable.dtype, name=f"{name}_v")
@@ -110,7 +113,7 @@ class AdaFactor(keras.optimizers.Optimizer):
         step = ops.cast(self.iterations + 1, dtype)
         beta2 = 1.0 - ops.power(step, -0.8) if self.beta2 is None else self.beta2
         g2 = ops.square(gradient) + self.epsilon1
-        factored = self.factored_shape(tuple(variable.shape))
+        factored = self._factored[index]
         if factored is None:
             v = beta2 * slots["v"] + (1.0 - beta2) * g2
             self.assign(slots["v"], v)

@@ -134,16 +134,18 @@ def extend_with_lookahead(base):
             self._slow_weights = []
             for variable in var_list:
                 slow = self.add_variable_from_reference(variable, "slow_weight")
-                slow.assign(variable)
+                # A copy through NumPy: on JAX an assigned array would share the
+                # weight's buffer, which a jitted step may donate only once.
+                slow.assign(ops.convert_to_numpy(variable))
                 self._slow_weights.append(slow)
 
         def update_step(self, gradient, variable, learning_rate):
             super().update_step(gradient, variable, learning_rate)
             slow = self._slow_weights[self._get_variable_index(variable)]
             sync = ops.equal((self.iterations + 1) % self.steps_per_slow_update, 0)
-            fast = _snapshot(variable)
-            moved = _snapshot(slow) + self.slow_step_size * (fast - slow)
-            self.assign(slow, ops.where(sync, moved, slow))
+            fast, slow_now = _snapshot(variable), _snapshot(slow)
+            moved = slow_now + self.slow_step_size * (fast - slow_now)
+            self.assign(slow, ops.where(sync, moved, slow_now))
             self.assign(variable, ops.where(sync, moved, fast))
 
         def get_config(self):
