@@ -291,3 +291,21 @@ def test_sequence_masking_keeps_a_fully_masked_row_finite():
     assert np.isfinite(probs).all()
     np.testing.assert_allclose(probs, 1 / 3)
     assert os.path.basename(B.__file__) == "backend.py"
+
+
+def test_docstring_examples_run():
+    import doctest
+    import importlib
+
+    from kerasnlp4su import optimizers
+
+    names = {n: getattr(optimizers, n) for n in dir(optimizers) if not n.startswith("_")}
+    for module in ("kerasnlp4su.backend", "kerasnlp4su.legacy_backend", "kerasnlp4su.parallel",
+                   "kerasnlp4su.serving", "kerasnlp4su.optimizers.adam",
+                   "kerasnlp4su.optimizers.adafactor", "kerasnlp4su.optimizers.update_rules",
+                   "kerasnlp4su.optimizers._common"):
+        result = doctest.testmod(importlib.import_module(module),
+                                 extraglobs={"keras": keras, "np": np, **names},
+                                 optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, module
+        assert result.attempted > 0, module
