@@ -86,7 +86,8 @@ def sequence_masking(x, mask=None, value=0, axis=None, bias=None, return_mask=Fa
     With `return_mask=True` the aligned boolean mask is returned too.
 
     >>> x = keras.ops.ones((1, 3, 2))
-    >>> sequence_masking(x, keras.ops.convert_to_tensor([[1, 1, 0]]))[0, :, 0].tolist()
+    >>> masked = sequence_masking(x, keras.ops.convert_to_tensor([[1, 1, 0]]))
+    >>> keras.ops.convert_to_numpy(masked)[0, :, 0].tolist()
     [1.0, 1.0, 0.0]
     """
     if mask is None and bias is None:
@@ -306,7 +307,7 @@ def align(tensor, axes, ndim=None):
     A batched `expand_dims`: `align(mask, [0, 3], 4)` turns `(batch, L)`
     into `(batch, 1, 1, L)`.
 
-    >>> align(keras.ops.ones((2, 5)), [0, -1], 4).shape
+    >>> tuple(align(keras.ops.ones((2, 5)), [0, -1], 4).shape)
     (2, 1, 1, 5)
     """
     if len(axes) != len(tensor.shape):
@@ -335,7 +336,7 @@ def reshape(tensor, *args):
     which may be -1) and keeps the others, e.g. splitting the hidden axis
     into heads: `reshape(x, (heads, -1), 2)`.
 
-    >>> reshape(keras.ops.ones((2, 3, 8)), (4, -1), 2).shape
+    >>> tuple(reshape(keras.ops.ones((2, 3, 8)), (4, -1), 2).shape)
     (2, 3, 4, 2)
     """
     if len(args) == 1:
@@ -357,7 +358,7 @@ def reshape(tensor, *args):
 def flatten(tensor, start=None, end=None):
     """Merge axes `start` (default 0) up to `end` (default all) into one.
 
-    >>> flatten(keras.ops.ones((2, 3, 4, 5)), 1, 3).shape
+    >>> tuple(flatten(keras.ops.ones((2, 3, 4, 5)), 1, 3).shape)
     (2, 12, 5)
     """
     start, end = start or 0, end or len(tensor.shape)
@@ -410,7 +411,7 @@ def batch_gather(params, indices):
 def pool1d(x, pool_size, strides=1, padding="valid", data_format=None, pool_mode="max"):
     """Max or average pooling over the steps of `(batch, steps, channels)`.
 
-    >>> pool1d(keras.ops.ones((1, 6, 2)), 2, 2).shape
+    >>> tuple(pool1d(keras.ops.ones((1, 6, 2)), 2, 2).shape)
     (1, 3, 2)
     """
     if pool_mode not in ("max", "avg"):
@@ -422,7 +423,7 @@ def pool1d(x, pool_size, strides=1, padding="valid", data_format=None, pool_mode
 def divisible_temporal_padding(x, n):
     """Right-pad axis 1 with zeros to a multiple of `n`.
 
-    >>> divisible_temporal_padding(keras.ops.ones((1, 5, 2)), 4).shape
+    >>> tuple(divisible_temporal_padding(keras.ops.ones((1, 5, 2)), 4).shape)
     (1, 8, 2)
     """
     length = _dims(x)[1]
@@ -479,7 +480,7 @@ def sinusoidal_embeddings(pos, dim, base=10000):
 
     Output shape `pos.shape + (dim,)`.
 
-    >>> sinusoidal_embeddings(keras.ops.arange(4, dtype="float32"), 6).shape
+    >>> tuple(sinusoidal_embeddings(keras.ops.arange(4, dtype="float32"), 6).shape)
     (4, 6)
     """
     from kerasnlp4su.layers.position import sinusoidal_angles
@@ -493,7 +494,7 @@ def sinusoidal_embeddings(pos, dim, base=10000):
 class Sinusoidal(keras.initializers.Initializer):
     """Initializer: a `(positions, dim)` table of sinusoidal encodings (Transformer paper).
 
-    >>> Sinusoidal()((4, 6)).shape
+    >>> tuple(Sinusoidal()((4, 6)).shape)
     (4, 6)
     """
 

@@ -265,7 +265,7 @@ def dot(x, y):
 
     `keras.ops.dot` differs on PyTorch for inputs of rank > 2.
 
-    >>> dot(keras.ops.ones((2, 3)), keras.ops.ones((4, 3, 5))).shape
+    >>> tuple(dot(keras.ops.ones((2, 3)), keras.ops.ones((4, 3, 5))).shape)
     (2, 4, 5)
     """
     x, y = ops.convert_to_tensor(x), ops.convert_to_tensor(y)
@@ -280,7 +280,7 @@ def batch_dot(x, y, axes=None):
     `(batch, 1)`. By default the last axis of `x` meets the second-to-last
     of `y` (the last one when `y` is 2D).
 
-    >>> batch_dot(keras.ops.ones((2, 3, 4)), keras.ops.ones((2, 4, 5))).shape
+    >>> tuple(batch_dot(keras.ops.ones((2, 3, 4)), keras.ops.ones((2, 4, 5))).shape)
     (2, 3, 5)
     """
     x_ndim, y_ndim = len(x.shape), len(y.shape)

@@ -153,7 +153,7 @@ def longest_common_subsequence(source, target):
     longest subsequences (the same one bert4keras returns).
 
     >>> longest_common_subsequence("abcd", "acbd")
-    (3, [(0, 0), (2, 1), (3, 3)])
+    (3, [(0, 0), (1, 2), (3, 3)])
     """
     n, m = len(source), len(target)
     table = [[0] * (m + 1) for _ in range(n + 1)]

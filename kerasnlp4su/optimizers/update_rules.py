@@ -134,9 +134,9 @@ def extend_with_lookahead(base):
             self._slow_weights = []
             for variable in var_list:
                 slow = self.add_variable_from_reference(variable, "slow_weight")
-                # A copy through NumPy: on JAX an assigned array would share the
-                # weight's buffer, which a jitted step may donate only once.
-                slow.assign(ops.convert_to_numpy(variable))
+                # A copy: on JAX an assigned array would share the weight's
+                # buffer, which a jitted step may donate only once.
+                slow.assign(ops.copy(variable))
                 self._slow_weights.append(slow)
 
         def update_step(self, gradient, variable, learning_rate):
