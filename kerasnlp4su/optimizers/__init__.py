@@ -16,11 +16,12 @@
   object as its plain form: Keras 3 has one optimizer API.
 """
 
-import keras
-import numpy as np
+# Names bert4keras's optimizers module exposed (scripts import some of them from here).
+import keras  # noqa: F401
+import numpy as np  # noqa: F401
 
-from kerasnlp4su.backend import K, is_tf_keras, piecewise_linear
-from kerasnlp4su.backend import root_mean_square as rms
+from kerasnlp4su.backend import K, is_tf_keras, piecewise_linear  # noqa: F401
+from kerasnlp4su.backend import root_mean_square as rms  # noqa: F401
 from kerasnlp4su.optimizers._common import export_to_custom_objects
 from kerasnlp4su.optimizers.accumulation import extend_with_gradient_accumulation
 from kerasnlp4su.optimizers.adafactor import AdaFactor, AdaFactorBase, AdaFactorV1, AdaFactorV2
@@ -43,7 +44,12 @@ from kerasnlp4su.optimizers.update_rules import (
     extend_with_lazy_optimization,
     extend_with_lookahead,
 )
-from kerasnlp4su.snippets import insert_arguments, is_one_of, is_string, string_matching
+from kerasnlp4su.snippets import (  # noqa: F401
+    insert_arguments,
+    is_one_of,
+    is_string,
+    string_matching,
+)
 
 # bert4keras's tf.keras (`_v2`) forms: the same classes in Keras 3.
 LionV2 = Lion
