@@ -1,14 +1,20 @@
-"""Small `keras.ops` helpers shared by layers and models.
+"""Small `keras.ops` helpers shared by layers and models, and bert4keras's `backend` names.
 
 Everything here is backend-neutral: it uses `keras.ops` only, so the same code
-runs on TensorFlow, JAX and PyTorch.
+runs on TensorFlow, JAX and PyTorch. `from kerasnlp4su.backend import keras, K`
+works as in bert4keras: `K` serves Keras 2's backend functions
+(see `kerasnlp4su.legacy_backend`).
 """
 
 import contextlib
+import functools
 import math
 
 import keras
+import numpy as np
 from keras import ops
+
+from kerasnlp4su import legacy_backend as K  # noqa: F401 - bert4keras's `K`
 
 # A large negative number used for additive masks. Not -inf: -inf minus -inf
 # gives NaN when a whole row is masked, and float16 overflows past ~6.5e4.
@@ -55,6 +61,8 @@ def get_activation(name):
         return keras.activations.linear
     if callable(name):
         return name
+    if name == "gelu" and _GELU_CHOICE:
+        return _ACTIVATIONS[_GELU_CHOICE]
     if name in _ACTIVATIONS:
         return _ACTIVATIONS[name]
     try:
@@ -66,25 +74,50 @@ def get_activation(name):
         ) from e
 
 
-def sequence_masking(x, mask, value=NEG_INF, axis=1):
-    """Set positions of `x` where `mask` is False/0 to `value` along `axis`.
+def sequence_masking(x, mask=None, value=0, axis=None, bias=None, return_mask=False):
+    """Set positions of `x` where `mask` is False/0 to `value` (bert4keras's signature).
 
-    `mask` has shape `(batch, length)`; it is broadcast onto `x` at `axis`.
-    `value` may be `'-inf'`/`'inf'` to use a dtype-aware large number.
+    `mask` has shape `(batch, length)` and is aligned with axis 0 and with
+    `axis` of `x` (default 1); a list of axes masks each of them (e.g.
+    `[2, 3]` for a `(batch, heads, L, L)` score matrix). `value` may be
+    `'-inf'`/`'inf'`, which here are dtype-aware large finite numbers, so a
+    fully masked row gives zeros after softmax instead of NaN. `bias` is
+    added to `x` where unmasked, or, when boolean, combined with the mask.
+    With `return_mask=True` the aligned boolean mask is returned too.
+
+    >>> x = keras.ops.ones((1, 3, 2))
+    >>> masked = sequence_masking(x, keras.ops.convert_to_tensor([[1, 1, 0]]))
+    >>> keras.ops.convert_to_numpy(masked)[0, :, 0].tolist()
+    [1.0, 1.0, 0.0]
     """
-    if mask is None:
-        return x
+    if mask is None and bias is None:
+        return (x, None) if return_mask else x
+    x = ops.convert_to_tensor(x)
     if value == "-inf":
         value = -large_value(x.dtype)
     elif value == "inf":
         value = large_value(x.dtype)
-    mask = ops.cast(mask, x.dtype)
-    axis = axis % len(x.shape)
-    for _ in range(axis - 1):
-        mask = ops.expand_dims(mask, 1)
-    for _ in range(len(x.shape) - axis - 1):
-        mask = ops.expand_dims(mask, -1)
-    return x * mask + value * (1 - mask)
+    bias_is_mask = bias is not None and keras.backend.standardize_dtype(bias.dtype) == "bool"
+    if mask is not None:
+        axes = [1] if axis is None else (list(axis) if isinstance(axis, (list, tuple)) else [axis])
+        rank = len(x.shape)
+        mask = ops.cast(mask, "bool")
+        full_mask = None
+        for a in axes:
+            aligned = align(mask, [0, a % rank], rank)
+            full_mask = aligned if full_mask is None else ops.logical_and(full_mask, aligned)
+        mask = full_mask
+        if bias_is_mask:
+            mask = ops.logical_and(mask, bias)
+        elif bias is not None:
+            x = x + ops.cast(bias, x.dtype)
+    elif bias_is_mask:
+        mask = bias
+    else:
+        x = x + ops.cast(bias, x.dtype)
+    if mask is not None:
+        x = ops.where(mask, x, ops.cast(value, x.dtype))
+    return (x, mask) if return_mask else x
 
 
 def write_at(buffer, updates, index, axis):
@@ -126,14 +159,18 @@ def large_value(dtype):
 MASKED_BELOW = -0.5 * large_value("float16")
 
 
-def piecewise_linear(t, schedule):
+def piecewise_linear(t, schedule, from_zero=True):
     """Piecewise-linear function of `t` given `{t_i: value_i}`.
 
-    Before the first knot the value ramps linearly from 0 (warmup, as in
-    bert4keras); after the last knot it stays constant.
+    With `from_zero` (bert4keras's default), before the first knot the value
+    ramps linearly from 0 (warmup); otherwise it holds the first value.
+    After the last knot it stays constant.
+
+    >>> float(piecewise_linear(500, {1000: 1, 2000: 0.1}))
+    0.5
     """
     points = sorted((int(k), float(v)) for k, v in schedule.items())
-    if points[0][0] != 0:
+    if from_zero and points[0][0] != 0:
         points.insert(0, (0, 0.0))
     t = ops.cast(t, "float32")
     out = ops.convert_to_tensor(points[0][1], "float32")
@@ -168,6 +205,403 @@ def no_grad():
         yield
 
 
-# bert4keras users write `from bert4keras.backend import keras, K`. Here `K` is
-# `keras.ops`, the backend-neutral op set (most `K.*` names exist there).
-K = ops
+# ---------------------------------------------------------------------------
+# bert4keras 0.11.5's `backend` names. Where Keras 2 or TF1 gave a name its
+# meaning, the Keras 3 counterpart is named in the docstring or the error.
+# ---------------------------------------------------------------------------
+
+# Keras 3 is one package, neither `keras` 2 nor `tf.keras`.
+is_tf_keras = False
+
+# bert4keras switched recomputation on with RECOMPUTE=1. Keras 3's switch is
+# `keras.RematScope(mode="full")` around model building (or `recompute_grad`
+# on a call); there is no environment switch, so this stays False.
+do_recompute = False
+
+
+def strtobool(value):
+    """1 for 'y', 'yes', 't', 'true', 'on', '1'; 0 for their negatives (case-insensitive).
+
+    `distutils.util.strtobool`, which bert4keras imported and Python 3.12 removed.
+
+    >>> strtobool("Yes"), strtobool("0")
+    (1, 0)
+    """
+    text = str(value).lower()
+    if text in ("y", "yes", "t", "true", "on", "1"):
+        return 1
+    if text in ("n", "no", "f", "false", "off", "0"):
+        return 0
+    raise ValueError(f"strtobool: {value!r} is not a truth value such as 'yes' or 'no'")
+
+
+def get_available_gpus():
+    """Names of the GPUs the backend sees (e.g. `['gpu:0']`); `[]` on a CPU-only machine."""
+    if keras.backend.backend() == "torch":  # Keras's device listing has no PyTorch support
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        return list(keras.distribution.list_devices("gpu"))
+    except (RuntimeError, ValueError):
+        return []
+
+
+def set_gelu(version):
+    """Choose what a plain `'gelu'` means from now on: `'erf'` (exact) or `'tanh'`.
+
+    bert4keras made `'gelu'` the erf form unless `set_gelu('tanh')` was
+    called. Here every model already resolves `hidden_act='gelu'` to its
+    official form (tanh for BERT and ALBERT, erf for ELECTRA and RoFormer);
+    `set_gelu` overrides that for models and layers built afterwards, as in
+    bert4keras. `set_gelu(None)` restores the per-model defaults.
+
+    >>> set_gelu("tanh"); get_activation("gelu") is gelu_tanh
+    True
+    >>> set_gelu(None)
+    """
+    global _GELU_CHOICE
+    if version is None:
+        _GELU_CHOICE = None
+        return
+    version = str(version).lower()
+    if version not in ("erf", "tanh"):
+        raise ValueError(f"set_gelu: version must be 'erf' or 'tanh', got {version!r}")
+    _GELU_CHOICE = "gelu_" + version
+
+
+_GELU_CHOICE = None
+
+
+def resolve_gelu(official):
+    """The activation name a model uses for config `'gelu'`: `set_gelu`'s choice, else `official`."""
+    return _GELU_CHOICE or official
+
+
+def search_layer(inputs, name, exclude_from=None):
+    """The layer called `name` upstream of `inputs` (a layer or a Keras tensor), else None.
+
+    Walks the functional graph backwards from `inputs`, looking inside
+    nested models too, as bert4keras did (e.g. to find `'Embedding-Token'`
+    from a model's output for adversarial training).
+
+    >>> search_layer(model.output, "Embedding-Token")  # doctest: +SKIP
+    <Embedding name=Embedding-Token, built=True>
+    """
+    exclude_from = set() if exclude_from is None else exclude_from
+    layer = inputs if isinstance(inputs, keras.Operation) else inputs._keras_history[0]
+    if layer.name == name:
+        return layer
+    if id(layer) in exclude_from:
+        return None
+    exclude_from.add(id(layer))
+    if isinstance(layer, keras.Model):
+        for inner in layer.layers:
+            if inner.name == name:
+                return inner
+    parents = [p.operation for node in layer._inbound_nodes[:1] for p in node.parent_nodes]
+    for parent in parents:
+        found = search_layer(parent, name, exclude_from)
+        if found is not None:
+            return found
+    return None
+
+
+def align(tensor, axes, ndim=None):
+    """Insert size-1 axes so that axis `i` of `tensor` lands at `axes[i]` of an `ndim`-D result.
+
+    A batched `expand_dims`: `align(mask, [0, 3], 4)` turns `(batch, L)`
+    into `(batch, 1, 1, L)`.
+
+    >>> tuple(align(keras.ops.ones((2, 5)), [0, -1], 4).shape)
+    (2, 1, 1, 5)
+    """
+    if len(axes) != len(tensor.shape):
+        raise ValueError(f"align: {len(axes)} axes given for a tensor of rank {len(tensor.shape)}")
+    if ndim is None:
+        if min(axes) < 0:
+            raise ValueError("align: negative axes need ndim")
+        ndim = max(axes) + 1
+    kept = sorted(a % ndim for a in axes)
+    for position in range(ndim):
+        if position not in kept:
+            tensor = ops.expand_dims(tensor, position)
+    return tensor
+
+
+def _dims(tensor):
+    """Each dimension: the static int where known, else the runtime size."""
+    dynamic = ops.shape(tensor)
+    return [s if s is not None else dynamic[i] for i, s in enumerate(tensor.shape)]
+
+
+def reshape(tensor, *args):
+    """`reshape(x, shape)`, or per-axis `reshape(x, shape1, axis1, shape2, axis2, ...)`.
+
+    The second form replaces axis `axis_i` by the axes `shape_i` (one of
+    which may be -1) and keeps the others, e.g. splitting the hidden axis
+    into heads: `reshape(x, (heads, -1), 2)`.
+
+    >>> tuple(reshape(keras.ops.ones((2, 3, 8)), (4, -1), 2).shape)
+    (2, 3, 4, 2)
+    """
+    if len(args) == 1:
+        return ops.reshape(tensor, args[0])
+    if len(args) % 2:
+        raise ValueError("reshape: expected (shape, axis) pairs after the tensor")
+    dims = [[d] for d in _dims(tensor)]
+    for new_shape, axis in zip(args[::2], args[1::2]):
+        new_shape = list(new_shape)
+        if new_shape.count(-1) > 1:
+            raise ValueError(f"reshape: at most one -1 per axis, got {new_shape}")
+        if -1 in new_shape:
+            known = int(np.prod([s for s in new_shape if s != -1]))
+            new_shape[new_shape.index(-1)] = dims[axis][0] // known
+        dims[axis] = new_shape
+    return ops.reshape(tensor, [d for group in dims for d in group])
+
+
+def flatten(tensor, start=None, end=None):
+    """Merge axes `start` (default 0) up to `end` (default all) into one.
+
+    >>> tuple(flatten(keras.ops.ones((2, 3, 4, 5)), 1, 3).shape)
+    (2, 12, 5)
+    """
+    start, end = start or 0, end or len(tensor.shape)
+    dims = _dims(tensor)
+    merged = 1
+    for d in dims[start:end]:
+        merged = merged * d
+    return ops.reshape(tensor, dims[:start] + [merged] + dims[end:])
+
+
+def dtype(x):
+    """`x`'s dtype name, or None for Python values (bert4keras's lenient `K.dtype`)."""
+    if not hasattr(x, "dtype"):
+        return None
+    return keras.backend.standardize_dtype(x.dtype)
+
+
+def where(cond, x, y):
+    """`keras.ops.where` with Python numbers taking the other side's dtype (`floatx` for two numbers)."""
+    if dtype(x) is None and dtype(y) is None:
+        x = ops.convert_to_tensor(x, keras.config.floatx())
+        y = ops.convert_to_tensor(y, keras.config.floatx())
+    elif dtype(x) is None:
+        x = ops.convert_to_tensor(x, dtype(y))
+    elif dtype(y) is None:
+        y = ops.convert_to_tensor(y, dtype(x))
+    return ops.where(ops.cast(cond, "bool"), x, y)
+
+
+def batch_gather(params, indices):
+    """`tf.gather(params, indices, batch_dims=rank(indices) - 1)` on every backend.
+
+    `params` `(b..., n, rest...)`, integer `indices` `(b..., m)` ->
+    `(b..., m, rest...)`.
+
+    >>> batch_gather(keras.ops.convert_to_tensor([[1., 2., 3.]]), [[2, 0]]).tolist()  # doctest: +SKIP
+    [[3.0, 1.0]]
+    """
+    indices = ops.convert_to_tensor(indices)
+    if not keras.backend.is_int_dtype(indices.dtype):
+        indices = ops.cast(indices, "int32")
+    axis = len(indices.shape) - 1
+    trailing = _dims(params)[axis + 1:]
+    for _ in trailing:
+        indices = ops.expand_dims(indices, -1)
+    indices = ops.broadcast_to(indices, _dims(indices)[:axis + 1] + trailing)
+    return ops.take_along_axis(params, indices, axis=axis)
+
+
+def pool1d(x, pool_size, strides=1, padding="valid", data_format=None, pool_mode="max"):
+    """Max or average pooling over the steps of `(batch, steps, channels)`.
+
+    >>> tuple(pool1d(keras.ops.ones((1, 6, 2)), 2, 2).shape)
+    (1, 3, 2)
+    """
+    if pool_mode not in ("max", "avg"):
+        raise ValueError(f"pool1d: pool_mode must be 'max' or 'avg', got {pool_mode!r}")
+    pool = ops.max_pool if pool_mode == "max" else ops.average_pool
+    return pool(x, pool_size, strides, padding=padding, data_format=data_format)
+
+
+def divisible_temporal_padding(x, n):
+    """Right-pad axis 1 with zeros to a multiple of `n`.
+
+    >>> tuple(divisible_temporal_padding(keras.ops.ones((1, 5, 2)), 4).shape)
+    (1, 8, 2)
+    """
+    length = _dims(x)[1]
+    pad = (n - length % n) % n
+    widths = [[0, 0] for _ in x.shape]
+    widths[1] = [0, pad]
+    return ops.pad(x, widths)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+def root_mean_square(x, axis=None, keepdims=False):
+    """`sqrt(mean(x**2, axis))`."""
+    return ops.sqrt(ops.mean(ops.square(x), axis=axis, keepdims=keepdims))
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+def swish(x):
+    """`x * sigmoid(x)` (a named function, so it serialises by name)."""
+    return ops.silu(x)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+def leaky_relu(x, alpha=0.2):
+    """`x` where positive, else `alpha * x` (bert4keras's default slope 0.2)."""
+    return ops.leaky_relu(x, negative_slope=alpha)
+
+
+def attention_normalize(a, mask=None, axis=-1, method="softmax", bias=None):
+    """Normalise attention scores `a` along `axis`, masked positions excluded.
+
+    `'softmax'`; `'squared_relu'`, `relu(a)**2 / n` (https://arxiv.org/abs/2202.10447);
+    `'softmax_plus'`, softmax of `a * log(n) / log(512)` with `n >= 16`
+    (https://kexue.fm/archives/8823), `n` being the number of unmasked keys.
+    `mask` and `bias` as in `sequence_masking`.
+    """
+    a, mask = sequence_masking(a, mask, "-inf", axis, bias, True)
+    if method == "softmax":
+        return ops.softmax(a, axis=axis)
+    if mask is None:
+        n = ops.cast(ops.shape(a)[axis], a.dtype)
+    else:
+        n = ops.sum(ops.cast(mask, a.dtype), axis=axis, keepdims=True)
+    if method == "squared_relu":
+        return ops.square(ops.relu(a)) / n
+    if method == "softmax_plus":
+        n = ops.maximum(n, 16.0)  # very short sequences scale badly
+        return ops.softmax(a * ops.log(n) / np.log(512.0), axis=axis)
+    raise ValueError(f"attention_normalize: unknown method {method!r}; "
+                     "use 'softmax', 'squared_relu' or 'softmax_plus'")
+
+
+def sinusoidal_embeddings(pos, dim, base=10000):
+    """Sinusoidal encodings of positions `pos`, interleaved `[sin0, cos0, sin1, cos1, ...]`.
+
+    Output shape `pos.shape + (dim,)`.
+
+    >>> tuple(sinusoidal_embeddings(keras.ops.arange(4, dtype="float32"), 6).shape)
+    (4, 6)
+    """
+    from kerasnlp4su.layers.position import sinusoidal_angles
+
+    angles = sinusoidal_angles(pos, dim, base)
+    embeddings = ops.stack([ops.sin(angles), ops.cos(angles)], axis=-1)
+    return flatten(embeddings, len(embeddings.shape) - 2)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class Sinusoidal(keras.initializers.Initializer):
+    """Initializer: a `(positions, dim)` table of sinusoidal encodings (Transformer paper).
+
+    >>> tuple(Sinusoidal()((4, 6)).shape)
+    (4, 6)
+    """
+
+    def __call__(self, shape, dtype=None):
+        size, dim = shape
+        table = sinusoidal_embeddings(ops.arange(size, dtype="float32"), dim)
+        return ops.cast(table, dtype or keras.config.floatx())
+
+
+def apply_rotary_position_embeddings(sinusoidal, *tensors):
+    """Rotate each tensor's interleaved feature pairs by RoPE angles.
+
+    `sinusoidal` is `(batch, length, dim)` from `sinusoidal_embeddings`
+    (sin at even features, cos at odd ones); each tensor is
+    `(batch, length, ..., dim)`. Returns one tensor or a list.
+    """
+    from kerasnlp4su.layers.position import apply_rotary
+
+    if not tensors:
+        raise ValueError("apply_rotary_position_embeddings: give at least one tensor")
+    shapes = {tuple(t.shape) for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"apply_rotary_position_embeddings: tensors differ in shape: {shapes}")
+    rank = len(tensors[0].shape)
+    sinusoidal = align(sinusoidal, [0, 1, -1], rank)
+    sin = ops.repeat(sinusoidal[..., ::2], 2, axis=-1)
+    cos = ops.repeat(sinusoidal[..., 1::2], 2, axis=-1)
+    outputs = [apply_rotary(t, sin, cos) for t in tensors]
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def symbolic(f):
+    """Identity decorator (bert4keras's shim for old Keras)."""
+    return f
+
+
+def graph_mode_decorator(f, *args, **kwargs):
+    """TF1 graph-mode custom gradients: no Keras 3 meaning; raises."""
+    raise NotImplementedError(
+        "graph_mode_decorator wraps TF1 graph-mode custom gradients, which Keras 3 does not use. "
+        "Use keras.ops.custom_gradient for a custom gradient, or recompute_grad / keras.remat "
+        "for recomputation."
+    )
+
+
+def recompute_grad(call):
+    """Decorate a layer's `call` so its activations are recomputed in the backward pass.
+
+    Runs the call through `keras.remat` (tf.recompute_grad, jax.checkpoint,
+    torch checkpointing): outputs and gradients are unchanged, memory drops,
+    time grows. bert4keras only did this under `RECOMPUTE=1`; here the
+    decorator is the switch. To rematerialise every layer of a model without
+    decorators, build it inside `keras.RematScope(mode="full")`.
+
+    Example:
+    >>> class Block(keras.layers.Layer):
+    ...     @recompute_grad
+    ...     def call(self, inputs):
+    ...         return keras.ops.tanh(inputs) * 2
+    """
+
+    @functools.wraps(call)
+    def rematerialised_call(self, inputs, **kwargs):
+        flat = keras.tree.flatten(inputs)
+
+        def forward(*flat_inputs):
+            # Non-tensor keyword arguments stay in the closure: jax.checkpoint
+            # would otherwise trace `training=True` into an abstract value.
+            return call(self, keras.tree.pack_sequence_as(inputs, list(flat_inputs)), **kwargs)
+
+        return keras.remat(forward)(*flat)
+
+    return rematerialised_call
+
+
+def __getattr__(name):
+    # `tf` as bert4keras exposed it, imported only when asked for: on JAX or
+    # PyTorch nothing else here needs TensorFlow.
+    if name == "tf":
+        import tensorflow
+
+        return tensorflow
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# At the end: the losses' package imports the optimizers, which import this module.
+from kerasnlp4su.training.losses import (  # noqa: E402
+    multilabel_categorical_crossentropy,
+    sparse_multilabel_categorical_crossentropy,
+)
+
+# Custom objects as bert4keras registered them, for `custom_objects=` of
+# loading calls (Keras 3 finds the registered ones without it).
+custom_objects = {
+    "gelu_erf": gelu_erf,
+    "gelu_tanh": gelu_tanh,
+    "gelu": gelu_erf,
+    "root_mean_square": root_mean_square,
+    "swish": swish,
+    "leaky_relu": leaky_relu,
+    "Sinusoidal": Sinusoidal,
+    "multilabel_categorical_crossentropy": multilabel_categorical_crossentropy,
+    "initializer": keras.initializers.GlorotUniform,
+}

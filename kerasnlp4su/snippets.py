@@ -4,26 +4,289 @@ Keras is imported lazily (only ``DataGenerator.to_pydataset`` needs it, and
 ``to_dataset`` needs TensorFlow), so tokenizer-only users stay fast to import.
 """
 
+import builtins
+import json
+import os
+import re
 import threading
 import unicodedata
 
 import numpy as np
 
+from kerasnlp4su.parallel import parallel_apply, parallel_apply_generator
+from kerasnlp4su.serving import WebServing
+
 __all__ = [
     "DataGenerator",
+    "WebServing",
+    "convert_to_str",
+    "convert_to_unicode",
+    "delete_arguments",
+    "insert_arguments",
+    "is_one_of",
     "is_string",
+    "longest_common_subsequence",
+    "longest_common_substring",
     "lowercase_and_normalize",
+    "open",
+    "orthogonally_resize",
+    "parallel_apply",
+    "parallel_apply_generator",
     "sequence_padding",
+    "softmax",
     "strQ2B",
+    "string_matching",
     "text_segmentate",
     "to_array",
     "truncate_sequences",
 ]
 
+# Python 2 is gone: bert4keras's py2/py3 switches take their Python 3 values.
+is_py2 = False
+basestring = str
+
 
 def is_string(s):
     """True for ``str`` (bert4keras's py2/py3 ``basestring`` check)."""
     return isinstance(s, str)
+
+
+def string_matching(s, keywords):
+    """True if any of the regular expressions `keywords` is found in `s`.
+
+    >>> string_matching("Transformer-0-FeedForward", ["Norm", "Feed"])
+    True
+    """
+    return any(re.search(k, s) for k in keywords)
+
+
+def convert_to_unicode(text, encoding="utf-8", errors="ignore"):
+    """`bytes` decoded to `str` (undecodable bytes dropped by default); `str` unchanged."""
+    return text.decode(encoding, errors=errors) if isinstance(text, bytes) else text
+
+
+# On Python 3 the text type is `str`, so both conversions mean the same.
+convert_to_str = convert_to_unicode
+
+
+def is_one_of(x, ys):
+    """`x in ys` by identity (`in` compares with ==, which tensors answer elementwise)."""
+    return any(x is y for y in ys)
+
+
+def softmax(x, axis=-1):
+    """NumPy softmax along `axis`, stable for large inputs.
+
+    >>> softmax(np.array([0.0, np.log(3.0)])).round(2).tolist()
+    [0.25, 0.75]
+    """
+    x = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return x / x.sum(axis=axis, keepdims=True)
+
+
+def insert_arguments(**arguments):
+    """Decorator: the method accepts these extra keyword arguments and stores them on `self`.
+
+    Each name becomes `self.name` (the caller's value, else the default
+    given here) before the method runs without it.
+
+    >>> class A:
+    ...     @insert_arguments(rate=0.1)
+    ...     def __init__(self):
+    ...         pass
+    >>> A(rate=0.5).rate, A().rate
+    (0.5, 0.1)
+    """
+    def decorate(method):
+        def method_with_arguments(self, *args, **kwargs):
+            for name, default in arguments.items():
+                setattr(self, name, kwargs.pop(name, default))
+            return method(self, *args, **kwargs)
+
+        return method_with_arguments
+
+    return decorate
+
+
+def delete_arguments(*arguments):
+    """Decorator: the method refuses these keyword arguments with a TypeError."""
+    def decorate(method):
+        def method_without_arguments(self, *args, **kwargs):
+            for name in arguments:
+                if name in kwargs:
+                    raise TypeError(f"{type(self).__name__} got an unexpected keyword "
+                                    f"argument '{name}'")
+            return method(self, *args, **kwargs)
+
+        return method_without_arguments
+
+    return decorate
+
+
+def longest_common_substring(source, target):
+    """Length of the longest common contiguous run, and its span `(i0, i1, j0, j1)`.
+
+    `source[i0:i1] == target[j0:j1]`; of several longest runs, the first
+    found scanning `source` then `target` is returned.
+
+    >>> longest_common_substring("abcde", "xbcdy")
+    (3, (1, 4, 1, 4))
+    """
+    best, span = 0, (0, 0, 0, 0)
+    previous = [0] * (len(target) + 1)
+    for i, s in enumerate(source, 1):
+        current = [0] * (len(target) + 1)
+        for j, t in enumerate(target, 1):
+            if s == t:
+                current[j] = previous[j - 1] + 1
+                if current[j] > best:
+                    best = current[j]
+                    span = (i - best, i, j - best, j)
+        previous = current
+    return best, span
+
+
+def longest_common_subsequence(source, target):
+    """Length of the longest common subsequence, and its `(i, j)` index pairs.
+
+    `source[i] == target[j]` for each pair, both increasing; one of the
+    longest subsequences (the same one bert4keras returns).
+
+    >>> longest_common_subsequence("abcd", "acbd")
+    (3, [(0, 0), (1, 2), (3, 3)])
+    """
+    n, m = len(source), len(target)
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            if source[i - 1] == target[j - 1]:
+                table[i][j] = table[i - 1][j - 1] + 1
+            else:
+                table[i][j] = max(table[i][j - 1], table[i - 1][j])
+    length, pairs = table[n][m], []
+    i, j = n - 1, m - 1
+    while len(pairs) < length:
+        if source[i] == target[j]:
+            pairs.append((i, j))
+            i, j = i - 1, j - 1
+        elif table[i + 1][j] > table[i][j + 1]:
+            j -= 1
+        else:
+            i -= 1
+    return length, pairs[::-1]
+
+
+def orthogonally_resize(a, new_shape, window=2):
+    """Resize a weight array to `new_shape`, roughly keeping it orthogonal and its norm.
+
+    Growing an axis repeats blocks of `window` consecutive entries (so the
+    axis size must divide by `window`), then everything is cut to
+    `new_shape` and rescaled to the original Frobenius norm: a way to
+    initialise a larger model from a smaller one's weights.
+
+    >>> orthogonally_resize(np.eye(2), (4, 4)).shape
+    (4, 4)
+    """
+    a = np.asarray(a)
+    if a.ndim != len(new_shape):
+        raise ValueError(f"orthogonally_resize: array of rank {a.ndim}, new_shape {new_shape}")
+    norm = np.linalg.norm(a)
+    for axis, (old, new) in enumerate(zip(a.shape, new_shape)):
+        repeats = -(-new // old)
+        if old != new and repeats > 1:
+            if old % window:
+                raise ValueError(f"orthogonally_resize: axis {axis} of size {old} is not a "
+                                 f"multiple of window={window}")
+            blocks = a.reshape(a.shape[:axis] + (old // window, window) + a.shape[axis + 1:])
+            blocks = np.repeat(blocks, repeats, axis=axis)
+            a = blocks.reshape(a.shape[:axis] + (old * repeats,) + a.shape[axis + 1:])
+    a = a[tuple(slice(0, n) for n in new_shape)]
+    return a / np.linalg.norm(a) * norm
+
+
+class open:  # noqa: N801 - bert4keras's name shadows the builtin on purpose
+    """A text file, optionally indexable by line: `f[i]` is line `i`, `len(f)` the line count.
+
+    Like the builtin `open` otherwise (iteration, read/readline/readlines,
+    write, seek/tell, `with`). `indexable=True` scans the file once for line
+    offsets; a path string also caches them there as JSON (read back on
+    the next open if it exists). Lines keep their newline, as with the
+    builtin.
+
+    >>> with open(path, encoding="utf-8", indexable=True) as f:  # doctest: +SKIP
+    ...     print(len(f), f[10])
+    """
+
+    def __init__(self, name, mode="r", encoding=None, errors="strict", indexable=False):
+        self.name = name
+        self.file = builtins.open(name, mode, encoding=encoding, errors=errors)
+        self.encoding = encoding
+        self.errors = errors
+        self.iterator = None
+        if indexable:
+            if isinstance(indexable, str) and os.path.exists(indexable):
+                with builtins.open(indexable) as cache:
+                    self.offsets = json.load(cache)
+            else:
+                self.create_indexes()
+                if isinstance(indexable, str):
+                    with builtins.open(indexable, "w") as cache:
+                        json.dump(self.offsets, cache)
+
+    def create_indexes(self):
+        """Record the offset of every line (one pass over the file)."""
+        self.offsets, offset = [], self.tell()
+        while self.readline():
+            self.offsets.append(offset)
+            offset = self.tell()
+        self.seek(0)
+
+    def __getitem__(self, index):
+        self.seek(self.offsets[index])
+        return self.readline()
+
+    def __len__(self):
+        return len(self.offsets)
+
+    def __iter__(self):
+        return iter(self.file)
+
+    def __next__(self):
+        if self.iterator is None:
+            self.iterator = iter(self.file)
+        return next(self.iterator)
+
+    next = __next__
+
+    def read(self):
+        return self.file.read()
+
+    def readline(self):
+        return self.file.readline()
+
+    def readlines(self):
+        return self.file.readlines()
+
+    def write(self, text):
+        self.file.write(convert_to_unicode(text) if "b" not in self.file.mode else text)
+
+    def flush(self):
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+    def tell(self):
+        return self.file.tell()
+
+    def seek(self, offset=0):
+        return self.file.seek(offset)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
 
 
 def to_array(*args):
@@ -435,4 +698,14 @@ def __getattr__(name):
         import importlib
 
         return getattr(importlib.import_module(_MOVED[name]), name)
+    if name == "uniout":
+        # `from bert4keras.snippets import uniout` made Python 2 print
+        # Chinese in lists readably; Python 3 does that already.
+        return None
+    if name in ("keras", "K", "tf"):
+        # bert4keras re-exported these from its backend; imported on demand
+        # so that tokenizer-only users never load Keras.
+        from kerasnlp4su import backend
+
+        return getattr(backend, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,7 @@ cache and that pass live in `kerasnlp4su.models.cache`.
 import keras
 import numpy as np
 
-from kerasnlp4su.backend import get_activation
+from kerasnlp4su.backend import get_activation, resolve_gelu
 from kerasnlp4su.checkpoints.formats import open_checkpoint
 from kerasnlp4su.checkpoints.loader import load_checkpoint_weights
 from kerasnlp4su.checkpoints.names import dense_names, norm_names  # noqa: F401  (families' helpers)
@@ -94,7 +94,7 @@ class Transformer:
         self.attention_head_size = int(attention_head_size or hidden_size // num_attention_heads)
         self.attention_key_size = int(attention_key_size or self.attention_head_size)
         self.intermediate_size = int(intermediate_size)
-        self.hidden_act = self.official_gelu if hidden_act == "gelu" else hidden_act
+        self.hidden_act = resolve_gelu(self.official_gelu) if hidden_act == "gelu" else hidden_act
         get_activation(self.hidden_act)
         self.dropout_rate = float(dropout_rate or 0.0)
         self.attention_dropout_rate = float(attention_dropout_rate or 0.0)

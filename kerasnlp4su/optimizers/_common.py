@@ -92,3 +92,34 @@ def optimizer_extension(suffix):
         return factory
 
     return decorate
+
+
+def export_to_custom_objects(extend_with):
+    """Turn a plain `extend_with(Base) -> class` into `factory(Base, name=None)`.
+
+    bert4keras's decorator for user-written extensions: the class gets
+    `name` (else its own `__name__`) and is registered with Keras under
+    `'kerasnlp4su>{name}'`, so saved models find it again once the factory
+    has been called. Calls with the same arguments give the same class.
+
+    Example:
+    >>> @export_to_custom_objects
+    ... def extend_with_nothing(base):
+    ...     class Nothing(base):
+    ...         pass
+    ...     return Nothing
+    >>> AdamNothing = extend_with_nothing(keras.optimizers.Adam, "AdamNothing")
+    """
+
+    @functools.lru_cache(maxsize=None)
+    def cached(base, name):
+        cls = extend_with(base)
+        if name:
+            cls.__name__ = cls.__qualname__ = name
+        return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+
+    @functools.wraps(extend_with)
+    def factory(base, name=None):
+        return cached(base, name)
+
+    return factory
