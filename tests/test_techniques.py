@@ -213,3 +213,95 @@ def test_rdrop_learns_on_a_tiny_bert_and_rejects_two_outputs():
     two = keras.Model(inputs, [keras.layers.Dense(2)(inputs), keras.layers.Dense(2)(inputs)])
     with pytest.raises(ValueError, match="one output"):
         rdrop_training(two)
+
+
+# ----------------------------------------------------------- ChildTuning
+def linear_model(features=40, units=50, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((features,))
+    return keras.Model(inputs, keras.layers.Dense(units, name="lin")(inputs))
+
+
+def linear_mse_grads(W, b, x, y):
+    """d mean((x W + b - y)^2) / d (W, b) in float64."""
+    out = x @ W + b
+    dout = 2 * (out - y) / out.size
+    return x.T @ dout, dout.sum(0)
+
+
+def linear_data(n=8, features=40, units=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, features)).astype("float32"),
+            rng.normal(size=(n, units)).astype("float32"))
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_child_tuning_f_keeps_a_p_fraction_of_gradients_scaled_by_one_over_p(jit_compile):
+    from kerasnlp4su.optimizers import extend_with_child_tuning
+
+    x, y = linear_data()
+    model = linear_model()
+    ChildSGD = extend_with_child_tuning(keras.optimizers.SGD)
+    model.compile(ChildSGD(learning_rate=0.5, child_mode="F", reserve_p=0.3, child_seed=1),
+                  loss="mse", jit_compile=jit_compile)
+    masks = []
+    for _ in range(2):
+        W, b = (to_np(v).astype("float64") for v in model.get_layer("lin").weights)
+        gW, _ = linear_mse_grads(W, b, x, y)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        step = (W - to_np(model.get_layer("lin").kernel)) / 0.5
+        kept = np.abs(step) > 1e-9
+        # Kept entries carry g / p, the others nothing at all.
+        np.testing.assert_allclose(step[kept], gW[kept] / 0.3, rtol=1e-3, atol=1e-6)
+        assert 0.26 < kept.mean() < 0.34, kept.mean()
+        masks.append(kept)
+    assert (masks[0] != masks[1]).mean() > 0.2  # a fresh mask every step
+
+
+def test_child_tuning_d_fisher_masks_and_masked_update():
+    from kerasnlp4su.optimizers import (
+        child_network_masks,
+        extend_with_child_tuning,
+        fisher_information,
+    )
+
+    x, y = linear_data(n=12)
+    model = linear_model()
+    W, b = (to_np(v).astype("float64") for v in model.get_layer("lin").weights)
+    fisher = fisher_information(model, x, y, "mse", batch_size=4)
+    expected = [np.zeros_like(W), np.zeros_like(b)]
+    for start in range(0, 12, 4):
+        for acc, g in zip(expected, linear_mse_grads(W, b, x[start:start + 4], y[start:start + 4])):
+            acc += g ** 2
+    np.testing.assert_allclose(fisher["lin/kernel"], expected[0], rtol=1e-4, atol=1e-10)
+    np.testing.assert_allclose(fisher["lin/bias"], expected[1], rtol=1e-4, atol=1e-10)
+    np.testing.assert_array_equal(to_np(model.get_layer("lin").kernel), W.astype("float32"))
+
+    masks = child_network_masks(fisher, reserve_p=0.25)
+    everything = np.concatenate([expected[0].ravel(), expected[1].ravel()])
+    threshold = np.sort(everything)[::-1][int(round(0.25 * everything.size)) - 1]
+    np.testing.assert_array_equal(masks["lin/kernel"], expected[0] >= threshold)
+    assert sum(m.sum() for m in masks.values()) == pytest.approx(0.25 * everything.size, abs=1)
+
+    ChildSGD = extend_with_child_tuning(keras.optimizers.SGD)
+    model.compile(ChildSGD(learning_rate=0.5, child_mode="D", child_masks=masks), loss="mse")
+    gW, gb = linear_mse_grads(W, b, x[:4], y[:4])
+    model.fit(x[:4], y[:4], batch_size=4, epochs=1, verbose=0)
+    np.testing.assert_allclose(to_np(model.get_layer("lin").kernel),
+                               W - 0.5 * gW * masks["lin/kernel"], atol=1e-6)
+    np.testing.assert_allclose(to_np(model.get_layer("lin").bias),
+                               b - 0.5 * gb * masks["lin/bias"], atol=1e-6)
+
+
+def test_child_tuning_rejects_bad_options():
+    from kerasnlp4su.optimizers import extend_with_child_tuning
+
+    ChildAdam = extend_with_child_tuning(keras.optimizers.Adam)
+    with pytest.raises(ValueError, match="child_mode"):
+        ChildAdam(child_mode="X")
+    with pytest.raises(ValueError, match="reserve_p"):
+        ChildAdam(reserve_p=0.0)
+    with pytest.raises(ValueError, match="child_masks"):
+        ChildAdam(child_mode="D")
+    config = ChildAdam(learning_rate=1e-3, reserve_p=0.2, child_exclude=["Classifier"]).get_config()
+    assert ChildAdam.from_config(config).reserve_p == 0.2
