@@ -305,3 +305,116 @@ def test_child_tuning_rejects_bad_options():
         ChildAdam(child_mode="D")
     config = ChildAdam(learning_rate=1e-3, reserve_p=0.2, child_exclude=["Classifier"]).get_config()
     assert ChildAdam.from_config(config).reserve_p == 0.2
+
+
+# ---------------------------------------------------- PET, P-tuning, NSP
+@pytest.fixture(scope="module")
+def tokenizer():
+    from kerasnlp4su.tokenizers import Tokenizer
+
+    return Tokenizer(os.path.join(TINY, "vocab.txt"), do_lower_case=True)
+
+
+def tiny_bert(**heads):
+    from kerasnlp4su.models import build_transformer_model
+
+    return build_transformer_model(os.path.join(TINY, "bert_config.json"),
+                                   os.path.join(TINY, "bert_model.ckpt"), **heads)
+
+
+def test_cloze_scores_sum_log_probabilities_of_multi_token_label_words():
+    from kerasnlp4su.training import ClozeScores
+
+    probs = softmax(RNG.normal(size=(3, 6, 10)) * 2)
+    positions = np.array([[1, 2], [4, 5], [0, 3]], "int32")
+    label_ids = np.array([[7, 2], [3, 3], [9, 0]], "int32")  # 3 labels, 2 tokens each
+    layer = ClozeScores(label_ids)
+    got = to_np(layer([probs.astype("float32"), positions]))
+    scores = np.array([[np.log(probs[b, positions[b, 0], w0]) + np.log(probs[b, positions[b, 1], w1])
+                        for w0, w1 in label_ids] for b in range(3)])
+    np.testing.assert_allclose(got, softmax(scores), rtol=1e-4)
+    assert ClozeScores.from_config(layer.get_config()).label_token_ids.tolist() == label_ids.tolist()
+
+
+def test_cloze_template_places_masks_and_truncates_only_the_text(tokenizer):
+    from kerasnlp4su.training import ClozeTemplate
+
+    template = ClozeTemplate(tokenizer, "这{mask}。{text}", {0: "差", 1: "好"}, maxlen=10)
+    token_ids, segment_ids, positions = template.encode(["质量不错", "一二三四五六七八九十"])
+    expected_prefix = [tokenizer.token_to_id(t) for t in ["[CLS]", "这", "[MASK]", "。"]]
+    assert token_ids[0, :4].tolist() == expected_prefix and positions.tolist() == [[2], [2]]
+    assert tokenizer.ids_to_tokens(token_ids[1].tolist())[4:] == list("一二三四五") + ["[SEP]"]
+    assert token_ids.shape == (2, 10) and not segment_ids.any()
+    assert template.label_token_ids.tolist() == [[tokenizer.token_to_id("差")],
+                                                 [tokenizer.token_to_id("好")]]
+    with pytest.raises(ValueError, match="same number"):
+        ClozeTemplate(tokenizer, "{mask}{text}", {0: "差", 1: "很好"})
+    with pytest.raises(ValueError, match="once each"):
+        ClozeTemplate(tokenizer, "{text}", {0: "差", 1: "好"})
+
+
+def test_pet_zero_shot_is_the_renormalised_mlm_probability_and_few_shot_learns(tokenizer):
+    from kerasnlp4su.training import ClozeTemplate, cloze_classifier
+
+    keras.utils.set_random_seed(0)
+    mlm = tiny_bert(with_mlm=True)
+    template = ClozeTemplate(tokenizer, "很{mask}。{text}", {0: "差", 1: "好"}, maxlen=16)
+    x = template.encode(["质量不错", "this book很差！", "价格干净舒服。", "这个手机无聊。"])
+    pet = cloze_classifier(mlm, template)
+    full = mlm.predict(x[:2], verbose=0)[np.arange(4), x[2][:, 0]][:, template.label_token_ids[:, 0]]
+    np.testing.assert_allclose(pet.predict(x, verbose=0), full / full.sum(-1, keepdims=True),
+                               rtol=1e-4)
+    y = np.array([1, 0, 1, 0])
+    pet.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    logs = pet.fit(x, y, batch_size=4, epochs=15, verbose=0).history
+    assert logs["loss"][-1] < 0.8 * logs["loss"][0]
+
+
+def test_ptuning_trains_only_the_prompt_rows(tokenizer):
+    from kerasnlp4su.training import ClozeTemplate, cloze_classifier, ptuning_model
+
+    keras.utils.set_random_seed(0)
+    mlm = tiny_bert(with_mlm=True)
+    table = mlm.get_layer("Embedding-Token").embeddings
+    prompt_ids = [5, 6, 7]
+    tuned = ptuning_model(mlm, prompt_ids)
+    assert [w.path for w in tuned.trainable_weights] == ["Embedding-Token-Prompts/prompts"]
+    np.testing.assert_array_equal(to_np(tuned.trainable_weights[0]), to_np(table)[prompt_ids])
+    template = ClozeTemplate(tokenizer, "[unused1][unused2]{mask}[unused3]{text}",
+                             {0: "差", 1: "好"}, maxlen=16)
+    x = template.encode(["质量不错", "this book很差！", "价格干净舒服。", "这个手机无聊。"])
+    assert set(prompt_ids) <= set(x[0][0].tolist())
+    pet = cloze_classifier(tuned, template)
+    frozen = {w.path: to_np(w).copy() for w in mlm.weights}
+    before = pet.predict(x, verbose=0)
+    pet.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    pet.fit(x, np.array([1, 0, 1, 0]), batch_size=4, epochs=3, verbose=0)
+    for w in mlm.weights:  # backbone, heads and the whole original table
+        np.testing.assert_array_equal(to_np(w), frozen[w.path], err_msg=w.path)
+    prompts = to_np(tuned.get_layer("Embedding-Token-Prompts").prompts)
+    assert np.abs(prompts - frozen["Embedding-Token/embeddings"][prompt_ids]).min(-1).max() > 0
+    assert np.abs(pet.predict(x, verbose=0) - before).max() > 1e-4
+    # Texts without virtual tokens see exactly the original model.
+    plain = [x[0].copy(), x[1]]
+    plain[0][np.isin(plain[0], prompt_ids)] = 100
+    np.testing.assert_allclose(tuned.predict(plain, verbose=0), mlm.predict(plain, verbose=0),
+                               atol=1e-6)
+
+
+def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
+    from kerasnlp4su.snippets import sequence_padding
+    from kerasnlp4su.training import nsp_zero_shot
+
+    nsp = tiny_bert(with_nsp=True)
+    texts, labels = ["质量不错", "很差"], ["我很满意。", "我很失望。", "一般。"]
+    scores = nsp_zero_shot(nsp, tokenizer, texts, labels, maxlen=16)
+    assert scores.shape == (2, 3)
+    for i, text in enumerate(texts):
+        for j, label in enumerate(labels):
+            ids, segments = tokenizer.encode(text, label, maxlen=16)
+            assert segments[-1] == 1 and ids.count(tokenizer.token_to_id("[SEP]")) == 2
+            probs = nsp.predict([sequence_padding([ids], length=16),
+                                 sequence_padding([segments], length=16)], verbose=0)
+            assert scores[i, j] == pytest.approx(float(probs[0, 0]), rel=1e-5)
+    with pytest.raises(ValueError, match="with_nsp=True"):
+        nsp_zero_shot(tiny_bert(with_mlm=True), tokenizer, texts, labels)
