@@ -6,12 +6,14 @@ evaluated by hand. The file also runs on JAX and PyTorch (test_backends.py).
 """
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from backend_utils import to_np
+from backend_utils import subprocess_env, to_np
 from kerasnlp4su.layers import Dense, Embedding
 from kerasnlp4su.training import (
     apply_lora,
@@ -418,3 +420,38 @@ def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
             assert scores[i, j] == pytest.approx(float(probs[0, 0]), rel=1e-5)
     with pytest.raises(ValueError, match="with_nsp=True"):
         nsp_zero_shot(tiny_bert(with_mlm=True), tokenizer, texts, labels)
+
+
+# ------------------------------------------------------ other backends
+# The cheap tests (no tiny BERT, except P-tuning's frozen-weights check) on
+# JAX and PyTorch, one subprocess per backend.
+CHEAP = ("lora_forward or tied_embedding or rejects_targets or rdrop_step or symmetric_kl "
+         "or child_tuning or cloze_scores or ptuning")
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_techniques_on_backend(backend):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("already running on a non-default backend")
+    pytest.importorskip(backend)
+    proc = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
+                           "-p", "no:warnings", "-k", CHEAP], capture_output=True, text=True,
+                          env=subprocess_env(backend), cwd=HERE, timeout=900)
+    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
+    assert proc.returncode == 0 and " passed" in summary, f"{backend}: {summary}\n{proc.stdout[-4000:]}"
+
+
+def test_mlm_output_keeps_the_padding_mask_and_trains_with_token_weights():
+    # The tied MLM projection used to mark hidden == 0 as padding: a
+    # (batch, length, hidden) mask that broke any compiled MLM loss.
+    mlm = tiny_bert(with_mlm=True)
+    x, _ = token_batch(batch=2, length=6)
+    x[0][1, 4:] = 0
+    out = mlm(x)
+    if keras.backend.backend() == "tensorflow":  # eager tensors carry the mask there
+        np.testing.assert_array_equal(to_np(out._keras_mask), x[0] != 0)
+    weights = np.zeros(x[0].shape, "float32")
+    weights[:, 2] = 1
+    mlm.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    logs = mlm.fit(x, x[0], sample_weight=weights, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])

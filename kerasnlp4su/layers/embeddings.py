@@ -73,7 +73,10 @@ class Embedding(keras.layers.Embedding):
         return super().call(check_ids_in_range(self.name, inputs, self.input_dim))
 
     def compute_mask(self, inputs, mask=None, mode="embedding"):
-        if mode == "dense":
+        # Keras calls `compute_mask(inputs, previous_mask)` without `mode`;
+        # float inputs are the dense mode's hidden states, whose mask is not
+        # `hidden != 0` (a (batch, length, hidden) mask would break the MLM loss).
+        if mode == "dense" or "float" in str(inputs.dtype):
             return mask
         return super().compute_mask(inputs, mask)
 
