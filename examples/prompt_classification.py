@@ -5,8 +5,7 @@ heads. The shipped `checkpoints/tiny_bert` has random weights, so this script
 first gives it a one-minute stand-in for pretraining: MLM (15% of tokens
 masked) and NSP on "web text" made of the training reviews of
 `examples/data/sentiment.tsv`, each followed by its writer's verdict
-("总之很好。" / "总之很差。", or for NSP a verdict drawn at random from another
-review). No label is used as a label after that:
+("总之很好。" / "总之很差。"; for NSP's "not next" half, the other verdict). No label is used as a label after that:
 
 * `pet_zero`: zero-shot PET: "{text}总之很[MASK]。", label words 差 / 好;
 * `pet_few`:  few-shot PET: the same cloze model fine-tuned on 16 labelled reviews;
@@ -55,7 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", default=os.path.join(TINY, "bert_model.ckpt"))
     parser.add_argument("--vocab", default=os.path.join(TINY, "vocab.txt"))
     parser.add_argument("--data", default=os.path.join(HERE, "data", "sentiment.tsv"))
-    parser.add_argument("--pretrain-epochs", type=int, default=12)
+    parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--pretrain-lr", type=float, default=5e-3)
     parser.add_argument("--shots", type=int, default=16, help="labelled reviews for few-shot")
     parser.add_argument("--maxlen", type=int, default=40)
     parser.add_argument("--seed", type=int, default=42)
@@ -71,28 +71,27 @@ def load_reviews(path):
 
 
 def pretraining_batch(tokenizer, reviews, maxlen, rng):
-    """MLM + NSP inputs and targets: review + verdict pairs, half with a random verdict."""
-    ids, segments, is_random = [], [], []
+    """MLM + NSP inputs and targets: review + verdict pairs, half with the opposite verdict."""
+    ids, segments, not_next = [], [], []
     for text, label in reviews:
-        random_verdict = rng.random() < 0.5
-        verdict = VERDICTS[rng.integers(2)] if random_verdict else VERDICTS[label]
-        a, b = tokenizer.encode(text, verdict, maxlen=maxlen)
+        # Half the pairs get the other review's verdict: NSP's "not next" (1).
+        swapped = int(rng.random() < 0.5)
+        a, b = tokenizer.encode(text, VERDICTS[label ^ swapped], maxlen=maxlen)
         ids.append(a)
         segments.append(b)
-        # NSP target 1 ("not next") only where the random verdict is the wrong one.
-        is_random.append(int(random_verdict and verdict != VERDICTS[label]))
+        not_next.append(swapped)
     ids = sequence_padding(ids, length=maxlen)
     segments = sequence_padding(segments, length=maxlen)
     special = np.isin(ids, [0, tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")])
     masked = (rng.random(ids.shape) < 0.15) & ~special
     inputs = np.where(masked, tokenizer.token_to_id("[MASK]"), ids)
-    return ([inputs, segments], [np.array(is_random), ids],
+    return ([inputs, segments], [np.array(not_next), ids],
             [np.ones(len(ids), "float32"), masked.astype("float32")])
 
 
 def pretrain(args, tokenizer, reviews, epochs):
     model = build_transformer_model(args.config, args.checkpoint, with_mlm=True, with_nsp=True)
-    model.compile(keras.optimizers.Adam(2e-3),
+    model.compile(keras.optimizers.Adam(args.pretrain_lr),
                   loss=["sparse_categorical_crossentropy", "sparse_categorical_crossentropy"])
     rng = np.random.default_rng(args.seed)
     for _ in range(epochs):  # fresh masks and random verdicts every epoch
@@ -108,7 +107,7 @@ def main(argv=None):
     train, valid = load_reviews(args.data)
     if args.fast:
         valid = valid[:40]
-    model = pretrain(args, tokenizer, train, 6 if args.fast else args.pretrain_epochs)
+    model = pretrain(args, tokenizer, train, 15 if args.fast else args.pretrain_epochs)
     texts, labels = [t for t, _ in valid], np.array([label for _, label in valid])
     shots = train[: args.shots]  # few-shot: the first reviews, never the validation ones
 

@@ -455,3 +455,15 @@ def test_mlm_output_keeps_the_padding_mask_and_trains_with_token_weights():
     mlm.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     logs = mlm.fit(x, x[0], sample_weight=weights, epochs=1, verbose=0).history
     assert np.isfinite(logs["loss"][0])
+
+
+@pytest.mark.parametrize("module", ["kerasnlp4su.training.rdrop",
+                                    "kerasnlp4su.training.prompts",
+                                    "kerasnlp4su.optimizers.child_tuning"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), extraglobs={"keras": keras, "np": np},
+                             optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0, result

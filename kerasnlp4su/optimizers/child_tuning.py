@@ -9,8 +9,7 @@
   `F_i` (one threshold over all of them) is the child network, and only its
   gradients reach the update; the others are zeroed, not rescaled.
 
-Su Jianlin discusses it with other "update a subset" methods in
-"Which parameters to fine-tune? (ChildTuning)" (https://kexue.fm/archives/8764).
+Su Jianlin's post on it: "ChildTuning：试试把Dropout加到梯度上去？" (kexue.fm).
 """
 
 import keras

@@ -7,8 +7,8 @@ He-uniform) and `lora_kernel_b` (r x out, zeros), freezes the kernel, and the
 layer then computes with `W + (alpha / r) * A @ B`. This module picks the
 layers by a regular expression on their path, freezes everything else,
 folds the update in and out of the base weights, and saves or loads the LoRA
-factors alone. See "LoRA from a gradient point of view"
-(https://kexue.fm/archives/9590) for Su Jianlin's reading of the method.
+factors alone. Su Jianlin's reading of the method: "梯度视角下的LoRA：简介、分析、猜测及推广"
+(https://kexue.fm/archives/9590).
 """
 
 import inspect

@@ -9,8 +9,9 @@
   the template's words are replaced by virtual tokens whose embeddings are
   the only trained weights; the backbone and every other embedding row stay
   frozen.
-- NSP zero-shot (Sun et al. 2021, "NSP-BERT"): the pretrained next-sentence
-  head scores "does this label sentence continue the text?" per label.
+- NSP zero-shot (Sun et al. 2021, "NSP-BERT", discussed by Su Jianlin on
+  kexue.fm): the pretrained next-sentence head scores "does this label
+  sentence continue the text?" per label.
 """
 
 import re
@@ -119,7 +120,7 @@ class ClozeScores(keras.layers.Layer):
     Example:
     >>> layer = ClozeScores([[5], [7]])
     >>> probs = keras.ops.ones((1, 3, 10)) / 10
-    >>> layer([probs, keras.ops.array([[1]])]).shape
+    >>> tuple(layer([probs, keras.ops.array([[1]])]).shape)
     (1, 2)
     """
 
@@ -199,7 +200,7 @@ class PromptEmbedding(keras.layers.Layer):
     Example:
     >>> layer = PromptEmbedding([5, 6], output_dim=4)
     >>> ids = keras.ops.array([[2, 5, 9, 6]])
-    >>> layer([ids, keras.ops.zeros((1, 4, 4))]).shape
+    >>> tuple(layer([ids, keras.ops.zeros((1, 4, 4))]).shape)
     (1, 4, 4)
     """
 

@@ -1,7 +1,7 @@
 """R-Drop: two dropout passes per example, their symmetric KL added to the task loss.
 
-"R-Drop: the regularisation that fills in dropout" (https://kexue.fm/archives/8496)
-and Liang et al. 2021. Each batch runs once through the model as `[x; x]`,
+Su Jianlin's "又是Dropout两次！这次它做到了有监督任务的SOTA"
+(https://kexue.fm/archives/8496) and Liang et al. 2021. Each batch runs once through the model as `[x; x]`,
 so the two copies of every example see independent dropout masks; the loss
 is the compiled task loss over both copies plus
 `alpha / 4 * mean(KL(p1 || p2) + KL(p2 || p1))`, which is half the paper's
