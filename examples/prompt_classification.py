@@ -54,7 +54,8 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", default=os.path.join(TINY, "bert_model.ckpt"))
     parser.add_argument("--vocab", default=os.path.join(TINY, "vocab.txt"))
     parser.add_argument("--data", default=os.path.join(HERE, "data", "sentiment.tsv"))
-    parser.add_argument("--pretrain-epochs", type=int, default=30)
+    parser.add_argument("--pretrain-epochs", type=int, default=30,
+                        help="0 for a really pretrained release")
     parser.add_argument("--pretrain-lr", type=float, default=5e-3)
     parser.add_argument("--shots", type=int, default=16, help="labelled reviews for few-shot")
     parser.add_argument("--maxlen", type=int, default=40)
@@ -107,7 +108,8 @@ def main(argv=None):
     train, valid = load_reviews(args.data)
     if args.fast:
         valid = valid[:40]
-    model = pretrain(args, tokenizer, train, 15 if args.fast else args.pretrain_epochs)
+    epochs = min(15, args.pretrain_epochs) if args.fast else args.pretrain_epochs
+    model = pretrain(args, tokenizer, train, epochs)
     texts, labels = [t for t, _ in valid], np.array([label for _, label in valid])
     shots = train[: args.shots]  # few-shot: the first reviews, never the validation ones
 
