@@ -193,6 +193,21 @@ def attention_scale(head_size, length=None, scale_type="standard", base_length=5
     )
 
 
+def densify(gradient):
+    """A dense gradient: TensorFlow hands embedding gradients over as `IndexedSlices`.
+
+    Example:
+    >>> densify(keras.ops.ones((2, 3))).shape
+    (2, 3)
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
+
 @contextlib.contextmanager
 def no_grad():
     """Run eager inference without recording gradients (matters on PyTorch)."""

@@ -229,6 +229,8 @@ RUN_BY = {
     "mlm_gibbs": "test_examples_b.py::test_mlm_gibbs_main",
     "seq2seq_unilm": "test_examples_b.py::test_seq2seq_unilm_main",
     "distributed_training": "test_distributed.py::test_two_device_data_parallel_matches_single_device",
+    "finetuning_techniques": "test_examples_techniques.py::test_finetuning_techniques_fast_run",
+    "prompt_classification": "test_examples_techniques.py::test_prompt_classification_fast_run",
 }
 
 

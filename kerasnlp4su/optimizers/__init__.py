@@ -8,6 +8,8 @@
   runs any optimizer's update as one XLA program on TensorFlow;
   `extend_with_dense_gradients` fixes Keras's Adam-family updates of
   embeddings on TensorFlow (all the other extensions include it).
+  `extend_with_child_tuning` masks gradients to a child network
+  (ChildTuning-F and -D; `fisher_information`, `child_network_masks`).
 - `PiecewiseLinearSchedule`, `layerwise_lr_decay`, `AdamW`.
 - bert4keras's own: `Adam` (its epsilon placement), `AdaFactor`,
   `extend_with_layer_adaptation` (LAMB), `extend_with_lazy_optimization`,
@@ -26,6 +28,11 @@ from kerasnlp4su.optimizers._common import export_to_custom_objects
 from kerasnlp4su.optimizers.accumulation import extend_with_gradient_accumulation
 from kerasnlp4su.optimizers.adafactor import AdaFactor, AdaFactorBase, AdaFactorV1, AdaFactorV2
 from kerasnlp4su.optimizers.adam import Adam
+from kerasnlp4su.optimizers.child_tuning import (
+    child_network_masks,
+    extend_with_child_tuning,
+    fisher_information,
+)
 from kerasnlp4su.optimizers.compiled import extend_with_compiled_update
 from kerasnlp4su.optimizers.ema import extend_with_exponential_moving_average
 from kerasnlp4su.optimizers.extensions import (
@@ -68,8 +75,9 @@ custom_objects = {"Adam": Adam, "AdaFactor": AdaFactor}
 
 __all__ = [
     "AdaFactor", "Adam", "AdamW", "Lion", "PiecewiseLinearSchedule", "Tiger",
-    "export_to_custom_objects", "extend_with_layer_adaptation", "extend_with_lazy_optimization",
-    "extend_with_lookahead",
+    "child_network_masks", "export_to_custom_objects", "extend_with_child_tuning",
+    "extend_with_layer_adaptation", "extend_with_lazy_optimization", "extend_with_lookahead",
+    "fisher_information",
     "extend_with_compiled_update", "extend_with_dense_gradients",
     "extend_with_exponential_moving_average", "extend_with_gradient_accumulation",
     "extend_with_parameter_wise_lr", "extend_with_piecewise_linear_lr",

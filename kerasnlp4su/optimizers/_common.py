@@ -4,6 +4,8 @@ import functools
 
 import keras
 
+from kerasnlp4su.backend import densify
+
 PACKAGE = "kerasnlp4su"
 
 
@@ -26,16 +28,6 @@ def matching_patterns(variable, patterns):
     """Patterns (plain substrings, as in bert4keras) found in the variable's path."""
     path = variable_path(variable)
     return [p for p in patterns if p in path]
-
-
-def densify(gradient):
-    """A dense gradient: TensorFlow hands embedding gradients over as `IndexedSlices`."""
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        if isinstance(gradient, tf.IndexedSlices):
-            return tf.convert_to_tensor(gradient)
-    return gradient
 
 
 class DenseGradients:

@@ -1,9 +1,33 @@
-"""Training tricks: adversarial training (FGM) and gradient penalty."""
+"""Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts."""
 
 from kerasnlp4su.training.adversarial import (
     adversarial_training,
     gradient_penalty,
     remove_training_tricks,
 )
+from kerasnlp4su.training.lora import (
+    apply_lora,
+    load_lora_weights,
+    lora_layers,
+    lora_weights,
+    merge_lora,
+    save_lora_weights,
+    unmerge_lora,
+)
+from kerasnlp4su.training.prompts import (
+    ClozeScores,
+    ClozeTemplate,
+    PromptEmbedding,
+    cloze_classifier,
+    nsp_zero_shot,
+    ptuning_model,
+)
+from kerasnlp4su.training.rdrop import rdrop_penalty, rdrop_training, symmetric_kl
 
-__all__ = ["adversarial_training", "gradient_penalty", "remove_training_tricks"]
+__all__ = [
+    "ClozeScores", "ClozeTemplate", "PromptEmbedding", "cloze_classifier", "nsp_zero_shot",
+    "ptuning_model",
+    "adversarial_training", "apply_lora", "gradient_penalty", "load_lora_weights", "lora_layers",
+    "lora_weights", "merge_lora", "rdrop_penalty", "rdrop_training", "remove_training_tricks",
+    "save_lora_weights", "symmetric_kl", "unmerge_lora",
+]

@@ -1,4 +1,4 @@
-"""Per-backend train steps for FGM and gradient penalty.
+"""Per-backend train steps for FGM, gradient penalty and R-Drop.
 
 Each builder takes the embedding variable, its index in
 `model.trainable_weights` and the options, and returns a function to bind
@@ -7,10 +7,12 @@ as the model's `train_step`. They follow Keras's own train steps (forward,
 compiled losses, metrics and loss-scale optimizers behave as usual.
 """
 
+import types
+
 import keras
 from keras import ops
 
-from kerasnlp4su.optimizers._common import densify
+from kerasnlp4su.backend import densify
 
 
 def _fgm_delta(gradient, epsilon):
@@ -38,6 +40,16 @@ def _loss(model, x, y, sample_weight):
     loss = model.compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
                               training=True)
     return loss, y_pred
+
+
+def _twice(tree):
+    """Each input (target, sample weight) stacked on itself: `[x; x]` along the batch."""
+    return keras.tree.map_structure(
+        lambda t: None if t is None else ops.concatenate([t, t], axis=0), tree)
+
+
+def _first_half(y_pred):
+    return y_pred[: ops.shape(y_pred)[0] // 2]
 
 
 # --------------------------------------------------------------------- TensorFlow
@@ -94,6 +106,23 @@ def _tf_gp(variable, index, epsilon):
         grads = outer.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(grads, self.trainable_weights)
         return _record_metrics(self, loss, x, y, y_pred, sample_weight)
+
+    return train_step
+
+
+def _tf_rdrop(penalty):
+    import tensorflow as tf
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            # One forward pass over [x; x]: the two copies get independent dropout masks.
+            loss, y_pred = _loss(self, _twice(x), _twice(y), _twice(sample_weight))
+            loss = loss + penalty(y_pred)
+            scaled = self.optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(grads, self.trainable_weights)
+        return _record_metrics(self, loss, x, y, _first_half(y_pred), sample_weight)
 
     return train_step
 
@@ -172,6 +201,34 @@ def _jax_gp(variable, index, epsilon):
     return train_step
 
 
+def _jax_rdrop(penalty):
+    import jax
+
+    def train_step(self, state, data):
+        trainable, non_trainable, optimizer_vars, metrics_vars = state
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+
+        def objective(trainable):
+            _, aux = self.compute_loss_and_updates(
+                trainable, non_trainable, metrics_vars, _twice(x), _twice(y),
+                _twice(sample_weight), training=True, optimizer_variables=optimizer_vars)
+            loss = aux[0] + penalty(aux[1])
+            mapping = list(zip(self.optimizer.variables, optimizer_vars))
+            with keras.StatelessScope(state_mapping=mapping):
+                scaled = self.optimizer.scale_loss(loss)
+            return scaled, (loss, aux)
+
+        (_, (loss, aux)), grads = jax.value_and_grad(objective, has_aux=True)(trainable)
+        _, y_pred, non_trainable, metrics_vars = aux
+        trainable, optimizer_vars = self.optimizer.stateless_apply(
+            optimizer_vars, grads, trainable)
+        logs, metrics_vars = _jax_metrics(self, metrics_vars, loss, x, y, _first_half(y_pred),
+                                          sample_weight)
+        return logs, (trainable, non_trainable, optimizer_vars, metrics_vars)
+
+    return train_step
+
+
 # --------------------------------------------------------------------- PyTorch
 
 
@@ -223,8 +280,35 @@ def _torch_gp(variable, index, epsilon):
     return torch.compiler.disable(train_step)
 
 
+def _torch_rdrop(penalty):
+    import torch
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        loss, y_pred = _loss(self, _twice(x), _twice(y), _twice(sample_weight))
+        loss = loss + penalty(y_pred)
+        grads = _torch_grads(self, self.optimizer.scale_loss(loss))
+        with torch.no_grad():
+            self.optimizer.apply(grads, self.trainable_weights)
+        return _record_metrics(self, loss, x, y, _first_half(y_pred), sample_weight)
+
+    return train_step
+
+
 BUILDERS = {
-    "tensorflow": {"fgm": _tf_fgm, "gp": _tf_gp},
-    "jax": {"fgm": _jax_fgm, "gp": _jax_gp},
-    "torch": {"fgm": _torch_fgm, "gp": _torch_gp},
+    "tensorflow": {"fgm": _tf_fgm, "gp": _tf_gp, "rdrop": _tf_rdrop},
+    "jax": {"fgm": _jax_fgm, "gp": _jax_gp, "rdrop": _jax_rdrop},
+    "torch": {"fgm": _torch_fgm, "gp": _torch_gp, "rdrop": _torch_rdrop},
 }
+
+
+def bind_train_step(model, builder, *args, **options):
+    """Give this one `model` object the `builder` step of the current backend; returns `model`."""
+    backend = keras.backend.backend()
+    if backend not in BUILDERS:
+        raise NotImplementedError(f"no {builder!r} train step for backend {backend!r}")
+    step = BUILDERS[backend][builder](*args, **options)
+    model.train_step = types.MethodType(step, model)
+    # fit() reuses a compiled train function; force a rebuild around the new step.
+    model.train_function = None
+    return model

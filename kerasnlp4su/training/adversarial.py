@@ -7,10 +7,6 @@ backend (TensorFlow, JAX, PyTorch) as in Keras's custom-training guides.
 See https://kexue.fm/archives/7234 for both tricks.
 """
 
-import types
-
-import keras
-
 from kerasnlp4su.training import _steps
 
 
@@ -31,14 +27,7 @@ def _embedding_variable(model, embedding_name):
 
 def _install(model, builder, embedding_name, **options):
     variable, index = _embedding_variable(model, embedding_name)
-    backend = keras.backend.backend()
-    if backend not in _steps.BUILDERS:
-        raise NotImplementedError(f"no adversarial train step for backend {backend!r}")
-    step = _steps.BUILDERS[backend][builder](variable, index, **options)
-    model.train_step = types.MethodType(step, model)
-    # fit() reuses a compiled train function; force a rebuild around the new step.
-    model.train_function = None
-    return model
+    return _steps.bind_train_step(model, builder, variable, index, **options)
 
 
 def adversarial_training(model, embedding_name="Embedding-Token", epsilon=1.0,
