@@ -1,4 +1,5 @@
-"""Mask-aware GlobalAveragePooling1D / GlobalMaxPooling1D, Concatenate1D, BatchSplit placeholders."""
+"""Mask-aware GlobalAveragePooling1D / GlobalMaxPooling1D, Concatenate1D, BatchSplit placeholders,
+integerize_shape."""
 
 import keras
 import numpy as np
@@ -57,3 +58,16 @@ def test_layer_harness():
     check_layer(GlobalMaxPooling1D, {}, X, (2, 3), mask=KEEP, supports_masking=True, mixed_tolerance=0.02)
     check_layer(Concatenate1D, {}, [X, X[:, :2]], (2, 6, 3), supports_masking=True,
                 mixed_tolerance=0.02)
+
+
+def test_integerize_shape_passes_keras3_shapes():
+    from kerasnlp4su.layers import integerize_shape
+
+    class Dim:
+        value = 7
+
+    @integerize_shape
+    def build(self, input_shape):
+        return input_shape
+
+    assert build(None, (None, Dim(), 3)) == [None, 7, 3]

@@ -2,6 +2,7 @@
 
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.batch_split import BatchConcat, BatchSplit
+from kerasnlp4su.layers.compat import integerize_shape
 from kerasnlp4su.layers.concatenate import Concatenate1D
 from kerasnlp4su.layers.crf import ConditionalRandomField
 from kerasnlp4su.layers.dense import Dense
@@ -42,5 +43,5 @@ __all__ = [
     "MaximumEntropyMarkovModel", "MultiHeadAttention", "PaddingMask", "PositionEmbedding",
     "RelativePositionEmbedding", "RelativePositionEmbeddingT5", "RotaryEmbedding", "ScaleOffset",
     "Sinusoidal", "SinusoidalPositionEmbedding", "TokenSelect", "apply_rotary",
-    "clipped_relative_ids", "rotary_sin_cos", "t5_relative_buckets",
+    "clipped_relative_ids", "integerize_shape", "rotary_sin_cos", "t5_relative_buckets",
 ]
