@@ -283,7 +283,7 @@ class MultiHeadAttention(keras.layers.Layer):
         qc, kc, vc = chunks(qf), chunks(kf), chunks(v)  # (batch, chunks, size, heads, d)
 
         def exclusive_cumsum(t):
-            total = ops.cumsum(t, axis=1)
+            total = ops.cumsum(t, axis=1, dtype=keras.backend.standardize_dtype(t.dtype))
             return ops.concatenate([ops.zeros_like(total[:, :1]), total[:, :-1]], axis=1)
 
         state = exclusive_cumsum(ops.einsum("bmchd,bmche->bmhde", kc, vc))
@@ -295,7 +295,7 @@ class MultiHeadAttention(keras.layers.Layer):
         den = ops.einsum("bmchd,bmhd->bmch", qc, z_state)
         scores = ops.einsum("bmchd,bmkhd->bmhck", qc, kc)
         idx = ops.arange(size)
-        scores = ops.where(idx[:, None] >= idx[None, :], scores, 0.0)
+        scores = ops.where(idx[:, None] >= idx[None, :], scores, ops.zeros_like(scores))
         num = num + ops.einsum("bmhck,bmkhe->bmche", scores, vc)
         den = den + ops.transpose(ops.sum(scores, axis=-1), (0, 1, 3, 2))
         batch = ops.shape(qf)[0]
