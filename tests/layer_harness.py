@@ -12,7 +12,7 @@ biases are exercised) and checks, on the current Keras backend:
   `safe_mode=True` and a `.weights.h5` round trip into a clone, outputs equal;
 - the `mixed_bfloat16` policy: it runs, the output dtype is the documented one,
   variables stay float32, values are close to float32;
-- (TensorFlow and JAX) gradients of a random projection of the outputs (plus any loss the layer
+- (TensorFlow only, see below) gradients of a random projection of the outputs (plus any loss the layer
   adds) with respect to the float inputs and every trainable weight, against
   central finite differences along one random direction per array, in float64;
 - one training step of a model holding the layer (`mse` on its outputs, or
@@ -101,10 +101,11 @@ def check_layer(layer_cls, init_kwargs, input_data, expected_output_shape=None, 
     _check_serialization(layer, model, feed, eager)
     if mixed_output_dtype is not None:
         _check_mixed_precision(layer, inputs, call, eager, mixed_output_dtype, mixed_tolerance)
-    # On PyTorch, Keras converts parts of a float64 computation to float32
-    # (cumsum, NumPy-fed inputs; Dense outputs were seen 2e-7 off NumPy), so
-    # float64 central differences cannot be trusted there: TF and JAX check.
-    if gradient_check and keras.backend.backend() != "torch":
+    # On PyTorch and JAX, parts of a float64 layer were seen computing at
+    # float32 precision (Dense/LayerNormalization outputs ~2e-7 off NumPy; the
+    # cause is not yet pinned down), so float64 central differences cannot be
+    # trusted there: the gradient check runs on TensorFlow.
+    if gradient_check and keras.backend.backend() == "tensorflow":
         _check_gradients(layer, inputs, call, rng, gradient_tolerance,
                          differentiable_inputs)
     if fit:

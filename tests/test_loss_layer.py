@@ -87,7 +87,5 @@ def test_output_axis_selects_and_loss_needs_compute_loss():
 def test_layer_harness():
     x = RNG.standard_normal((2, 3, 4)).astype("float32")
     weights = RNG.integers(0, 3, (2, 3, 4)).astype("int32")
-    # On JAX the float64 copy of this non-autocasting layer computes in float32
-    # (open question, see the helper's report), so its gradient is checked on TF.
     check_layer(SquaredSum, {"output_axis": 0}, [x, weights], (2, 3, 4), supports_masking=True,
-                mixed_output_dtype="float32", gradient_check=keras.backend.backend() != "jax")
+                mixed_output_dtype="float32")
