@@ -22,10 +22,13 @@ import pytest
 
 from backend_utils import REPO, to_np
 
-MODULES = ["backend", "snippets", "optimizers", "tokenizers"]
+MODULES = ["backend", "layers", "snippets", "optimizers", "tokenizers"]
 # Module objects bert4keras scripts import from these modules; other
 # `import`s there (os, sys, six, TF internals) are implementation details.
 IMPORTED_API = {"keras", "K", "tf", "np", "strtobool"}
+# Keras-2 engine internals bert4keras bound only to patch Keras itself (its
+# `Node` fix for old Keras); nothing for a script to import.
+KERAS2_PATCH_INTERNALS = {"NodeBase"}
 
 
 def bert4keras_public_names(module):
@@ -45,20 +48,29 @@ def bert4keras_public_names(module):
         elif isinstance(node, ast.ImportFrom) and node in tree.body:
             for alias in node.names:
                 name = alias.asname or alias.name
-                if (node.module or "").startswith("bert4keras") or name in IMPORTED_API:
+                if name == "*":  # layers star-imports backend: its names are layers' too
+                    if (node.module or "").startswith("bert4keras."):
+                        names |= bert4keras_public_names(node.module.split(".", 1)[1])
+                elif (node.module or "").startswith("bert4keras") or name in IMPORTED_API:
                     names.add(name)
         elif isinstance(node, ast.Import) and node in tree.body:
             names.update(a.asname or a.name for a in node.names if (a.asname or a.name)
                          in IMPORTED_API)
-    # Module-level assignments, including those under `if` (the _v2 aliases).
-    for node in tree.body:
-        for sub in ast.walk(node) if isinstance(node, (ast.Assign, ast.If)) else []:
-            if isinstance(sub, ast.Assign):
-                names.update(t.id for t in sub.targets if isinstance(t, ast.Name))
+    # Module-level assignments, including those under `if` (the _v2 aliases),
+    # but not those inside functions or classes defined there.
+    def module_level(statements):
+        for statement in statements:
+            yield statement
+            if isinstance(statement, ast.If):
+                yield from module_level(statement.body + statement.orelse)
+
+    for node in module_level(tree.body):
+        if isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
     for node in tree.body:
         if isinstance(node, ast.Delete):  # snippets deletes its `Hook` helper
             names.difference_update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return {n for n in names if not n.startswith("_")}
+    return {n for n in names if not n.startswith("_")} - KERAS2_PATCH_INTERNALS
 
 
 @pytest.mark.parametrize("module", MODULES)
