@@ -244,11 +244,21 @@ class Transformer:
             call_kwargs["attention_mask"] = self.attention_mask
         if self.padding_mask is not None:
             call_kwargs["padding_mask"] = self.padding_mask
+        call_kwargs.update(self.attention_position_arguments(x))
         x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs,
                           cache_key=index)
         ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
                           use_bias=self.use_bias, kernel_initializer=self.initializer)
         return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
+
+    def attention_position_arguments(self, x):
+        """Extra self-attention call arguments carrying positions; none by default.
+
+        NEZHA returns its relative key/value terms here. During cached
+        decoding (`self._step`) the new queries start at position
+        `self._step["length"]` and the keys fill the cache's capacity.
+        """
+        return {}
 
     def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None):
         """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN)."""
