@@ -12,7 +12,8 @@ from kerasnlp4su.decoding import LMDecoder
 from kerasnlp4su.models import NEZHA, build_transformer_model
 from kerasnlp4su.models.registry import checkpoint_family
 
-TOKENS = np.array([[2, 11, 12, 13, 14, 15, 16, 17, 3, 0, 0], [2, 40, 41, 3, 50, 51, 52, 53, 54, 55, 3]])
+TOKENS = np.array([[2, 11, 12, 13, 14, 15, 16, 17, 3, 0, 0],
+                   [2, 40, 41, 3, 50, 51, 52, 53, 54, 55, 3]])
 SEGMENTS = np.array([[0] * 11, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1]])
 REAL = TOKENS != 0
 
@@ -71,7 +72,8 @@ def test_matches_transformers_nezha(tmp_path, max_relative_position):
 
 def test_clipping_and_relative_terms_change_the_output(tmp_path):
     config_path, ckpt, _ = write(tmp_path)
-    far = build_transformer_model(config_path, ckpt, model="nezha").predict([TOKENS, SEGMENTS], verbose=0)
+    far = build_transformer_model(config_path, ckpt, model="nezha")
+    far = far.predict([TOKENS, SEGMENTS], verbose=0)
     near = build_transformer_model(config_path, ckpt, model="nezha", max_relative_position=2)
     assert np.abs(near.predict([TOKENS, SEGMENTS], verbose=0) - far)[REAL].max() > 1e-3
     # Same names as RoFormer v1, other positions: RoFormer reads it but computes something else.

@@ -298,6 +298,7 @@ MODEL_CASES = {
     "albert_unshared": dict(embedding_size=4, with_mlm=True),
     "electra": dict(embedding_size=4, with_discriminator=True),
     "electra_generator": dict(embedding_size=4, with_mlm=True),
+    "gau_alpha": dict(application="unilm", attention_key_size=4, hidden_act="swish"),
     "nezha": dict(application="lm", with_pool=True, max_relative_position=3),
     "roformer": dict(application="unilm", with_mlm=True),
     "roformer_v2": dict(application="lm", with_mlm=True, hidden_act="relu"),
