@@ -49,7 +49,8 @@ class Transformer:
     official_gelu = "gelu_erf"
     #: `'post'` (BERT) or `'pre'` normalisation.
     norm_position = "post"
-    #: `'learned'` absolute embeddings or `'rotary'` (RoPE inside attention).
+    #: `'learned'` absolute embeddings, `'rotary'` (RoPE inside attention) or `'relative'`
+    #: (terms from `attention_position_arguments`, NEZHA).
     position_encoding = "learned"
     #: whether dense layers carry biases and norms carry beta/gamma.
     use_bias = True
