@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tiny_checkpoints
+from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.decoding import LMDecoder
 from kerasnlp4su.models import NEZHA, build_transformer_model
 from kerasnlp4su.models.registry import checkpoint_family
@@ -93,6 +94,13 @@ def test_config_keys_tell_nezha_from_roformer(tmp_path):
     auto = build_transformer_model(roformer_config, roformer_ckpt, model="auto",
                                    return_keras_model=False)
     assert auto.model_type == "roformer"
+
+
+def test_a_wrong_model_names_both_families_with_these_names(tmp_path):
+    config_path, ckpt, _ = write(tmp_path)
+    with pytest.raises(CheckpointMismatchError,
+                       match="pass model='roformer' or model='nezha' .the config tells which"):
+        build_transformer_model(config_path, ckpt, model="bert")
 
 
 def test_bad_configs_are_named(tmp_path):
