@@ -80,6 +80,8 @@ from kerasnlp4su import layers as L  # noqa: E402
 from kerasnlp4su.layers.crf import ConditionalRandomField  # noqa: E402
 from kerasnlp4su.layers.gau import GatedAttentionUnit, ScaleOffset  # noqa: E402
 from kerasnlp4su.layers.global_pointer import EfficientGlobalPointer, GlobalPointer  # noqa: E402
+from kerasnlp4su.layers.relative_position import (  # noqa: E402
+    RelativePositionEmbedding, RelativePositionEmbeddingT5)
 from kerasnlp4su.models import MODEL_REGISTRY, build_transformer_model  # noqa: E402
 
 IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 11, 12, 3]], "int32")
@@ -222,6 +224,19 @@ def _layer_zoo():
             y, attention_mask=L.AttentionMask("lm")(ids))
         return keras.Model(ids, z), [IDS]
 
+    @add("RelativePositionEmbedding")
+    def _():
+        x = _seq()
+        table = RelativePositionEmbedding(2 * 2 + 1, 4, "sinusoidal", trainable=False)([x, x])
+        learned = RelativePositionEmbedding(2 * 2 + 1, 4)([x, x])
+        y = L.MultiHeadAttention(2, 4)(x, relative_keys=table, relative_values=learned)
+        return keras.Model(x, y), [H]
+
+    @add("RelativePositionEmbeddingT5")
+    def _():
+        x = _seq()
+        return keras.Model(x, RelativePositionEmbeddingT5(8, 2, max_distance=8)([x, x])), [H]
+
     @add("LastToken")
     def _():
         x = _seq()
@@ -284,6 +299,8 @@ MODEL_CASES = {
     "albert_unshared": dict(embedding_size=4, with_mlm=True),
     "electra": dict(embedding_size=4, with_discriminator=True),
     "electra_generator": dict(embedding_size=4, with_mlm=True),
+    "gau_alpha": dict(application="unilm", attention_key_size=4, hidden_act="swish"),
+    "nezha": dict(application="lm", with_pool=True, max_relative_position=3),
     "roformer": dict(application="unilm", with_mlm=True),
     "roformer_v2": dict(application="lm", with_mlm=True, hidden_act="relu"),
     "bert-linear-attention": dict(attention_type="linear", application="lm"),

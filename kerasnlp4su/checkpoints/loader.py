@@ -95,10 +95,14 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
     family, evidence = candidates[0] if candidates else (None, None)
     if family is not None and families is not None and \
             not any(f in families for f, _ in candidates):
+        # Families with the same variable names (RoFormer v1, NEZHA) are named
+        # together: only their configs tell them apart.
+        alike = [f"model={f!r}" for f, e in candidates if e == evidence]
+        alike = " or ".join(alike) + (" (the config tells which)" if len(alike) > 1 else "")
         problems.insert(0, (
             f"The checkpoint looks like a model={family!r} checkpoint (it holds {evidence!r}) "
             f"but the model is {model_type!r}, which reads "
-            f"{' or '.join(map(repr, families))} checkpoints: pass model={family!r}."))
+            f"{' or '.join(map(repr, families))} checkpoints: pass {alike}."))
     if problems:
         hint = ""
         if family and model_type and families is None and \

@@ -43,6 +43,13 @@ class MultiHeadAttention(keras.layers.Layer):
       past `cache_index + q_len` are hidden; RoPE positions start at
       `cache_index`. The caller makes sure the new tokens fit: an update
       past the capacity raises on TensorFlow (on JAX/PyTorch `slice_update` clamps it).
+    * `relative_keys` / `relative_values` (softmax attention): per-pair
+      position terms `r` of shape `(q_len, k_len, key_size)` /
+      `(q_len, k_len, head_size)`, shared by the batch and the heads
+      (Shaw et al. 2018, NEZHA): the scores become `q.k + q.r_k` (before
+      scaling) and the output gains `sum_k p_k r_v`. With a cache, `k_len`
+      counts every key (cached and new) and query `i` sits at position
+      `offset + i`: the caller builds the terms for those positions.
 
     `position_encoding='rotary'` applies RoPE (interleaved pairs) to q and k.
     `attention_type='linear'` switches to O(n) softmax-free attention with
@@ -128,7 +135,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return ops.reshape(x, ops.shape(x)[:2] + (self.heads, size))
 
     def call(self, inputs, attention_mask=None, padding_mask=None, cache=None, cache_index=None,
-             training=None, mask=None):
+             relative_keys=None, relative_values=None, training=None, mask=None):
         if isinstance(inputs, (list, tuple)):
             q, k, v = inputs
         else:
@@ -166,11 +173,15 @@ class MultiHeadAttention(keras.layers.Layer):
                 raise ValueError(
                     f"{self.name}: linear attention cannot apply an arbitrary attention_mask; "
                     "use padding_mask and causal=True (UniLM masks need softmax attention)")
+            if relative_keys is not None or relative_values is not None:
+                raise ValueError(f"{self.name}: relative_keys/relative_values need softmax "
+                                 "attention, not attention_type='linear'")
             keys, values = (ops.transpose(t, swap) for t in (kw, vw)) if heads_first else (kw, vw)
             o = self._linear_attention(qw, keys, values, padding_mask, offset)
         else:
             o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training,
-                                        heads_first=heads_first, key_limit=key_limit)
+                                        heads_first=heads_first, key_limit=key_limit,
+                                        relative=(relative_keys, relative_values))
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
         if heads_first:
@@ -178,7 +189,7 @@ class MultiHeadAttention(keras.layers.Layer):
         return o
 
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
-                           heads_first=False, key_limit=None):
+                           heads_first=False, key_limit=None, relative=(None, None)):
         # `kw`/`vw` are (batch, keys, heads, d), or (batch, heads, keys, d)
         # with `heads_first` (the KV-cache layout). Keys at `key_limit` and
         # beyond are unwritten slots of a fixed-capacity cache.
@@ -186,6 +197,10 @@ class MultiHeadAttention(keras.layers.Layer):
         # Scores in float32: softmax of bf16 logits is visibly off.
         work = at_least_float32(qw.dtype)
         scores = ops.einsum(f"bqhd,{keys}->bhqk", ops.cast(qw, work), ops.cast(kw, work))
+        relative_keys, relative_values = relative
+        if relative_keys is not None:
+            scores = scores + ops.einsum("bqhd,qkd->bhqk", ops.cast(qw, work),
+                                         ops.cast(relative_keys, work))
         allowed, bias = None, None  # boolean keep-mask and additive bias, both broadcastable
         if attention_mask is not None:
             if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
@@ -219,7 +234,11 @@ class MultiHeadAttention(keras.layers.Layer):
             scores = ops.where(allowed, scores, NEG_INF)
         probs = ops.softmax(scores, axis=-1)
         probs = self.dropout(probs, training=training)
-        return ops.einsum(f"bhqk,{keys}->bqhd", ops.cast(probs, vw.dtype), vw)
+        o = ops.einsum(f"bhqk,{keys}->bqhd", ops.cast(probs, vw.dtype), vw)
+        if relative_values is not None:
+            o = o + ops.einsum("bhqk,qkd->bqhd", ops.cast(probs, vw.dtype),
+                               ops.cast(relative_values, vw.dtype))
+        return o
 
     @staticmethod
     def _visible_keys(scores, allowed, bias):

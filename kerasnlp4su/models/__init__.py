@@ -8,6 +8,8 @@ from kerasnlp4su.models.albert import ALBERT, ALBERTUnshared
 from kerasnlp4su.models.bert import BERT
 from kerasnlp4su.models.build import MODEL_REGISTRY, build_transformer_model, register_model
 from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
+from kerasnlp4su.models.gau_alpha import GAU_alpha
+from kerasnlp4su.models.nezha import NEZHA
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
 from kerasnlp4su.models.transformer import Transformer
@@ -15,7 +17,8 @@ from kerasnlp4su.models.transformer_model import TransformerModel
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "FAMILIES", "Family",
-    "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "Transformer", "TransformerModel",
+    "GAU_alpha", "MODEL_REGISTRY", "NEZHA", "RoFormer", "RoFormerV2", "Transformer",
+    "TransformerModel",
     "build_transformer_model", "register_family", "register_model",
 ]
 

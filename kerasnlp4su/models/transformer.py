@@ -53,7 +53,8 @@ class Transformer:
     official_gelu = "gelu_erf"
     #: `'post'` (BERT) or `'pre'` normalisation.
     norm_position = "post"
-    #: `'learned'` absolute embeddings or `'rotary'` (RoPE inside attention).
+    #: `'learned'` absolute embeddings, `'rotary'` (RoPE inside attention) or `'relative'`
+    #: (terms from `attention_position_arguments`, NEZHA).
     position_encoding = "learned"
     #: whether dense layers carry biases and norms carry beta/gamma.
     use_bias = True
@@ -260,11 +261,21 @@ class Transformer:
             call_kwargs["attention_mask"] = masks.attention_mask
         if masks.padding_mask is not None:
             call_kwargs["padding_mask"] = masks.padding_mask
+        call_kwargs.update(self.attention_position_arguments(x, step))
         x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs,
                           cache_key=index, step=step)
         ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
                           use_bias=self.use_bias, kernel_initializer=self.initializer)
         return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
+
+    def attention_position_arguments(self, x, step=None):
+        """Extra self-attention call arguments carrying positions; none by default.
+
+        NEZHA returns its relative key/value terms here. During cached
+        decoding (`step`, a `models.cache.DecodingStep`) the new queries start
+        at position `step.length` and the keys fill the cache's capacity.
+        """
+        return {}
 
     def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None,
                  step=None):
