@@ -84,7 +84,17 @@ from kerasnlp4su.layers.relative_position import (  # noqa: E402
     RelativePositionEmbedding, RelativePositionEmbeddingT5)
 from kerasnlp4su.models import MODEL_REGISTRY, build_transformer_model  # noqa: E402
 
+from kerasnlp4su import training  # noqa: E402
+
 IDS = np.array([[2, 7, 8, 9, 3, 0], [2, 5, 3, 11, 12, 3]], "int32")
+
+
+@keras.saving.register_keras_serializable("test_saving")
+class SquaredSumLoss(L.Loss):
+    """A bert4keras-style output-layer loss, as user code subclasses `Loss`."""
+
+    def compute_loss(self, inputs, mask=None):
+        return keras.ops.mean(keras.ops.square(inputs[1]))
 SEGS = np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]], "int32")
 H = np.random.default_rng(1).normal(size=(2, 6, 8)).astype("float32")
 
@@ -236,6 +246,46 @@ def _layer_zoo():
     def _():
         x = _seq()
         return keras.Model(x, RelativePositionEmbeddingT5(8, 2, max_distance=8)([x, x])), [H]
+
+    @add("Loss")
+    def _():
+        ids, x = _ids(), _seq()
+        return keras.Model([ids, x], SquaredSumLoss(1)([ids, x])), [IDS, H]
+
+    @add("MaximumEntropyMarkovModel")
+    def _():
+        x = _seq()
+        y = L.MaximumEntropyMarkovModel(hidden_dim=2)(L.Dense(5)(x))
+        z = L.MaximumEntropyMarkovModel()(L.Dense(5)(x))
+        return keras.Model(x, [y, z]), [H]
+
+    @add("GlobalAveragePooling1D")
+    def _():
+        ids = _ids()
+        x = _embedded(ids)
+        return keras.Model(ids, [L.GlobalAveragePooling1D()(x), L.GlobalMaxPooling1D()(x)]), [IDS]
+
+    zoo["GlobalMaxPooling1D"] = zoo["GlobalAveragePooling1D"]
+
+    @add("Concatenate1D")
+    def _():
+        ids = _ids()
+        x = _embedded(ids)
+        return keras.Model(ids, L.Concatenate1D()([x, L.Dense(8)(x)])), [IDS]
+
+    @add("ClozeScores")
+    def _():
+        probs, positions = _seq(12), keras.Input((1,), dtype="int32")
+        scores = training.ClozeScores([[5], [7], [9]])([probs, positions])
+        return keras.Model([probs, positions], scores), [
+            np.random.default_rng(2).random((2, 6, 12)).astype("float32"),
+            np.array([[1], [4]], "int32")]
+
+    @add("PromptEmbedding")
+    def _():
+        ids = _ids()
+        x = _embedded(ids)
+        return keras.Model(ids, training.PromptEmbedding([5, 6], output_dim=8)([ids, x])), [IDS]
 
     @add("LastToken")
     def _():
