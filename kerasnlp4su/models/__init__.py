@@ -8,12 +8,16 @@ from kerasnlp4su.models.albert import ALBERT, ALBERTUnshared
 from kerasnlp4su.models.bert import BERT
 from kerasnlp4su.models.build import MODEL_REGISTRY, build_transformer_model, register_model
 from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
+from kerasnlp4su.models.gpt import GPT
+from kerasnlp4su.models.gpt2 import GPT2
+from kerasnlp4su.models.gpt2_ml import GPT2_ML
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
 from kerasnlp4su.models.transformer import Transformer
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "FAMILIES", "Family",
+    "GPT", "GPT2", "GPT2_ML",
     "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "Transformer", "build_transformer_model",
     "register_family", "register_model",
 ]
