@@ -8,6 +8,7 @@ shared skeleton plus where its LayerNorms sit.
 
 import keras
 
+from kerasnlp4su.backend import get_activation
 from kerasnlp4su.checkpoints.names import dense_names
 from kerasnlp4su.checkpoints.signatures import Signature
 from kerasnlp4su.models.bert import BERT, tiny_bert_layer
@@ -36,6 +37,10 @@ class GPTLanguageModel(BERT):
                 f"{type(self).__name__} has no {', '.join(heads)} head: a GPT model always "
                 "ends in its tied next-token head (set final_activation to change its "
                 "activation, e.g. 'linear' for logits)")
+        try:
+            get_activation(final_activation)
+        except ValueError as e:
+            raise ValueError(f"final_activation={final_activation!r}: {e}") from None
         if application == "encoder":
             application = "lm"
         self.final_activation = final_activation
