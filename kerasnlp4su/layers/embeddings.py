@@ -49,10 +49,6 @@ def check_ids_in_range(layer_name, ids, input_dim):
     return ids
 
 
-def _is_integer(x):
-    return "int" in keras.backend.standardize_dtype(x.dtype)
-
-
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
 class Embedding(keras.layers.Embedding):
     """`keras.layers.Embedding` that can also project back onto the vocabulary.
@@ -77,9 +73,9 @@ class Embedding(keras.layers.Embedding):
         return super().call(check_ids_in_range(self.name, inputs, self.input_dim))
 
     def compute_mask(self, inputs, mask=None, mode="embedding"):
-        # Keras calls this without the call's `mode`: float inputs are
-        # hidden states (the tied output projection), which keep their mask.
-        if mode == "dense" or not _is_integer(inputs):
+        # Keras's __call__ passes no `mode` here: float inputs are hidden states
+        # (the tied MLM projection), whose mask is the incoming padding mask.
+        if mode == "dense" or "int" not in keras.backend.standardize_dtype(inputs.dtype):
             return mask
         return super().compute_mask(inputs, mask)
 
