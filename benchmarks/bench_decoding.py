@@ -1,4 +1,4 @@
-"""Greedy UniLM decoding with and without the KV cache.
+"""Greedy decoding (BERT UniLM, GPT-2 LM) with and without the KV cache.
 
 Builds randomly initialised BERT UniLM models (no download) and, for each,
 encodes a 64- and a 256-token source and generates 64 tokens greedily (beam
@@ -17,12 +17,18 @@ JAX, eager on PyTorch). The backend is Keras's (`KERAS_BACKEND`). Sizes:
   0.01 GFLOP here, so its time is the framework's per-op overhead and the
   speedup shows that floor rather than the cache's saving.
 
+`--models unilm,gpt2` (the default) adds the same rows for a GPT-2 LM
+(`kerasnlp4su.models.GPT2`, CPM-LM's layout: pre-LN, final norm, token ids
+only) of the same sizes continuing a prompt of the source length with
+`LMDecoder`.
+
 Optional extra rows: the cache with an eager step (`--eager`) and a
 bert4keras-style subclass calling `last_token(model).predict` every step
 (`--bert4keras`). Asserts that every variant produces identical ids
 (`--strict` also turns a base-size speedup below `--target` into exit 1).
 
-    python benchmarks/bench_decoding.py [--sizes base,small] [--source 64,256] [--steps 64]
+    python benchmarks/bench_decoding.py [--models unilm,gpt2] [--sizes base,small]
+        [--source 64,256] [--steps 64]
 """
 
 import argparse
@@ -36,8 +42,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.decoding import AutoRegressiveDecoder, Seq2SeqDecoder  # noqa: E402
-from kerasnlp4su.models import BERT  # noqa: E402
+from kerasnlp4su.decoding import AutoRegressiveDecoder, LMDecoder, Seq2SeqDecoder  # noqa: E402
+from kerasnlp4su.models import BERT, GPT2  # noqa: E402
 
 END_ID = 3
 SIZES = {
@@ -71,12 +77,22 @@ class Bert4kerasStyle(AutoRegressiveDecoder):
     @AutoRegressiveDecoder.wraps(default_rtype="probas")
     def predict(self, inputs, output_ids, states):
         token_ids = np.concatenate([inputs[0], output_ids], 1)
+        if len(self.model.inputs) == 1:  # an LM on token ids only (GPT-2)
+            return self.last_token(self.model).predict(token_ids, verbose=0)
         segment_ids = np.concatenate([inputs[1], np.ones_like(output_ids)], 1)
         return self.last_token(self.model).predict([token_ids, segment_ids], verbose=0)
 
 
+#: what each `--models` entry decodes: (title, builder class, application, decoder class).
+MODELS = {
+    "unilm": ("BERT UniLM seq2seq", BERT, "unilm", Seq2SeqDecoder),
+    "gpt2": ("GPT-2 LM", GPT2, "lm", LMDecoder),
+}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="unilm,gpt2", help=f"comma list of {sorted(MODELS)}")
     parser.add_argument("--sizes", default="base,small", help=f"comma list of {sorted(SIZES)}")
     parser.add_argument("--source", default="64,256",
                         help="comma list of source lengths (tokens, with [CLS] and [SEP])")
@@ -93,28 +109,33 @@ def main():
     print(f"{args.steps} generated tokens, greedy, best of {args.repeats}, "
           f"CPU threads={os.cpu_count()}, backend {keras.backend.backend()}")
     missed = False
-    for size in args.sizes.split(","):
-        for source in map(int, args.source.split(",")):
-            speedup = run_size(size, source, args)
-            missed |= size == "base" and speedup < args.target
+    for kind in args.models.split(","):
+        for size in args.sizes.split(","):
+            for source in map(int, args.source.split(",")):
+                speedup = run_size(kind, size, source, args)
+                missed |= size == "base" and speedup < args.target
     if args.strict and missed:
         sys.exit(1)
 
 
-def run_size(size, source, args):
+def run_size(kind, size, source, args):
+    title, model_cls, application, decoder_cls = MODELS[kind]
     config = SIZES[size]
     # A wider init than BERT's 0.02 makes the random model's next-token
     # distribution peaked enough that greedy ids do not hinge on float noise.
-    transformer = BERT(**config, max_position=512, application="unilm", initializer_range=0.1)
+    transformer = model_cls(**config, max_position=512, application=application,
+                            initializer_range=0.1)
     transformer.build()
     rng = np.random.default_rng(0)
     vocab = config["vocab_size"]
     token_ids = np.concatenate([[2], rng.integers(10, vocab, source - 2), [END_ID]])
+    if application == "lm":  # a prompt to continue, not a closed source
+        token_ids = token_ids[:-1]
     inputs = [token_ids, np.zeros_like(token_ids)]
 
     def decoder(**kwargs):
         # end_id outside the vocabulary: always generate exactly `steps` tokens.
-        return Seq2SeqDecoder(transformer, end_id=-1, maxlen=args.steps, **kwargs)
+        return decoder_cls(transformer, end_id=-1, maxlen=args.steps, **kwargs)
 
     recompute = "recompute (traced)" if keras.backend.backend() == "tensorflow" else "recompute (eager)"
     runs = {recompute: decoder(use_cache=False), "KV cache (default)": decoder()}
@@ -127,8 +148,8 @@ def run_size(size, source, args):
     base, base_cpu, reference = results[recompute]
     # CPU time (all threads) is reported too: on a shared machine it moves
     # much less with other processes' load than wall time does.
-    print(f"{size}: {config['num_hidden_layers']} layers, hidden {config['hidden_size']}, "
-          f"vocab {vocab}; source {source} tokens", flush=True)
+    print(f"{title}, {size}: {config['num_hidden_layers']} layers, hidden "
+          f"{config['hidden_size']}, vocab {vocab}; source {len(token_ids)} tokens", flush=True)
     for name, (wall, cpu, _) in results.items():
         print(f"  {name:26s} wall {wall:7.3f} s  {1000 * wall / args.steps:7.2f} ms/token "
               f"({base / wall:4.1f}x)   cpu {cpu:7.3f} s ({base_cpu / cpu:4.1f}x)")

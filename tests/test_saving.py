@@ -353,6 +353,9 @@ MODEL_CASES = {
     "nezha": dict(application="lm", with_pool=True, max_relative_position=3),
     "roformer": dict(application="unilm", with_mlm=True),
     "roformer_v2": dict(application="lm", with_mlm=True, hidden_act="relu"),
+    "gpt": dict(),  # segment ids looked up in the token table
+    "gpt2": dict(),
+    "gpt2_ml": dict(final_activation="linear"),
     "bert-linear-attention": dict(attention_type="linear", application="lm"),
     "bert-conditional-layernorm": dict(layer_norm_cond=4, layer_norm_cond_hidden_size=6),
 }

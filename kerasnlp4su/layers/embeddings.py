@@ -136,16 +136,24 @@ class MaskedAdd(keras.layers.Add):
     Keras's `Add` drops the mask when one input has none (token embeddings
     carry the padding mask, segment embeddings do not); this one ANDs the
     masks that exist, so downstream layers (GlobalPointer, CRF, pooling)
-    still see which positions are padding.
+    still see which positions are padding. `mask_inputs` (indices) limits
+    the masks taken to those inputs: segment ids looked up in the token
+    table (CDial-GPT) carry a mask that marks no padding.
 
     Example:
     >>> MaskedAdd()([keras.ops.ones((1, 2, 4)), keras.ops.ones((1, 2, 4))]).shape
     (1, 2, 4)
     """
 
+    def __init__(self, mask_inputs=None, **kwargs):
+        super().__init__(**kwargs)
+        self.mask_inputs = None if mask_inputs is None else tuple(mask_inputs)
+
     def compute_mask(self, inputs, mask=None):
         if mask is None:
             return None
+        if self.mask_inputs is not None:
+            mask = [mask[i] for i in self.mask_inputs]
         masks = [m for m in mask if m is not None]
         if not masks:
             return None
@@ -153,3 +161,9 @@ class MaskedAdd(keras.layers.Add):
         for m in masks[1:]:
             output = ops.logical_and(output, m)
         return output
+
+    def get_config(self):
+        config = super().get_config()
+        if self.mask_inputs is not None:
+            config["mask_inputs"] = list(self.mask_inputs)
+        return config

@@ -9,6 +9,9 @@ from kerasnlp4su.models.bert import BERT
 from kerasnlp4su.models.build import MODEL_REGISTRY, build_transformer_model, register_model
 from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
 from kerasnlp4su.models.gau_alpha import GAU_alpha
+from kerasnlp4su.models.gpt import GPT
+from kerasnlp4su.models.gpt2 import GPT2
+from kerasnlp4su.models.gpt2_ml import GPT2_ML
 from kerasnlp4su.models.nezha import NEZHA
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
@@ -17,9 +20,9 @@ from kerasnlp4su.models.transformer_model import TransformerModel
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "FAMILIES", "Family",
-    "GAU_alpha", "MODEL_REGISTRY", "NEZHA", "RoFormer", "RoFormerV2", "Transformer",
-    "TransformerModel",
-    "build_transformer_model", "register_family", "register_model",
+    "GAU_alpha", "GPT", "GPT2", "GPT2_ML", "MODEL_REGISTRY", "NEZHA", "RoFormer", "RoFormerV2",
+    "Transformer", "TransformerModel", "build_transformer_model", "register_family",
+    "register_model",
 ]
 
 

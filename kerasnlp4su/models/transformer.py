@@ -59,6 +59,11 @@ class Transformer:
     #: whether dense layers carry biases and norms carry beta/gamma.
     use_bias = True
     layer_norm_kwargs = {"epsilon": 1e-12}
+    #: whether a LayerNorm follows the summed embeddings (GPT and GPT-2 have none).
+    embedding_norm = True
+    #: look segment ids up in the token table (CDial-GPT's speaker tokens)
+    #: instead of a segment table of their own.
+    shared_segment_embeddings = False
     #: the registered model name (`kerasnlp4su.models.registry.register_family`
     #: sets it, and `family` and `checkpoint_families`, for a family's models).
     model_type = "transformer"
@@ -216,16 +221,23 @@ class Transformer:
                        output_dim=self.embedding_size, mask_zero=True,
                        embeddings_initializer=self.initializer)
         if self.segment_vocab_size > 0:
-            s = self.apply(inputs[1], Embedding, name="Embedding-Segment",
-                           input_dim=self.segment_vocab_size, output_dim=self.embedding_size,
-                           embeddings_initializer=self.initializer)
-            x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment")
+            if self.shared_segment_embeddings:
+                s = self.apply(inputs[1], name="Embedding-Token")
+                # Only token ids mark padding, not a segment id 0 looked up there.
+                add_kwargs = {"mask_inputs": (0,)}
+            else:
+                s = self.apply(inputs[1], Embedding, name="Embedding-Segment",
+                               input_dim=self.segment_vocab_size, output_dim=self.embedding_size,
+                               embeddings_initializer=self.initializer)
+                add_kwargs = {}
+            x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment", **add_kwargs)
         if self.position_encoding == "learned":
             x = self.apply(x, PositionEmbedding, name="Embedding-Position",
                            input_dim=self.max_position, output_dim=self.embedding_size,
                            embeddings_initializer=self.initializer,
                            call_kwargs=None if step is None else {"offset": step.length})
-        x = self.norm(x, "Embedding-Norm")
+        if self.embedding_norm:
+            x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
         if self.embedding_size != self.hidden_size:
             x = self.apply(x, Dense, name="Embedding-Mapping",
@@ -268,6 +280,17 @@ class Transformer:
                           use_bias=self.use_bias, kernel_initializer=self.initializer)
         return self.residual(x, ffn_name, FeedForward, ffn_kwargs)
 
+    def sublayer_norms(self, name):
+        """`(before, after)`: names of the norms around sublayer `name`'s residual (None: none).
+
+        `norm_position` decides by default; a family with its own placement
+        (GPT2-ML: none around attention, both around the feed-forward)
+        overrides this.
+        """
+        if self.norm_position == "pre":
+            return f"{name}-Norm", None
+        return None, f"{name}-Norm"
+
     def attention_position_arguments(self, x, step=None):
         """Extra self-attention call arguments carrying positions; none by default.
 
@@ -279,15 +302,16 @@ class Transformer:
 
     def residual(self, x, name, layer_cls, layer_kwargs, call_kwargs=None, cache_key=None,
                  step=None):
-        """`x + sublayer(x)` with the norm before (pre-LN) or after (post-LN).
+        """`x + sublayer(x)` with the norms `sublayer_norms(name)` places before and after.
 
         With a decoding `step` and a `cache_key` (the block index) the
         sublayer is a self-attention that reads and extends that entry of
         the KV cache.
         """
         shortcut = x
-        if self.norm_position == "pre":
-            x = self.norm(x, f"{name}-Norm")
+        norm_before, norm_after = self.sublayer_norms(name)
+        if norm_before:
+            x = self.norm(x, norm_before)
         if step is not None and cache_key is not None:
             call_kwargs = dict(call_kwargs or {}, **step.self_attention_kwargs(cache_key, x))
             x, kv = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs)
@@ -296,8 +320,8 @@ class Transformer:
             x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
         x = self.dropout(x, self.dropout_rate, f"{name}-Dropout")
         x = self.apply([shortcut, x], keras.layers.Add, name=f"{name}-Add")
-        if self.norm_position == "post":
-            x = self.norm(x, f"{name}-Norm")
+        if norm_after:
+            x = self.norm(x, norm_after)
         return x
 
     def apply_final_layers(self, x):
