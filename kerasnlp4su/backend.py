@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from kerasnlp4su import legacy_backend as K  # noqa: F401 - bert4keras's `K`
+from kerasnlp4su.shape_ops import _dims, dtype, flatten, reshape, where  # noqa: F401
 
 # A large negative number used for additive masks. Not -inf: -inf minus -inf
 # gives NaN when a whole row is masked, and float16 overflows past ~6.5e4.
@@ -344,71 +345,6 @@ def align(tensor, axes, ndim=None):
     return tensor
 
 
-def _dims(tensor):
-    """Each dimension: the static int where known, else the runtime size."""
-    dynamic = ops.shape(tensor)
-    return [s if s is not None else dynamic[i] for i, s in enumerate(tensor.shape)]
-
-
-def reshape(tensor, *args):
-    """`reshape(x, shape)`, or per-axis `reshape(x, shape1, axis1, shape2, axis2, ...)`.
-
-    The second form replaces axis `axis_i` by the axes `shape_i` (one of
-    which may be -1) and keeps the others, e.g. splitting the hidden axis
-    into heads: `reshape(x, (heads, -1), 2)`.
-
-    >>> tuple(reshape(keras.ops.ones((2, 3, 8)), (4, -1), 2).shape)
-    (2, 3, 4, 2)
-    """
-    if len(args) == 1:
-        return ops.reshape(tensor, args[0])
-    if len(args) % 2:
-        raise ValueError("reshape: expected (shape, axis) pairs after the tensor")
-    dims = [[d] for d in _dims(tensor)]
-    for new_shape, axis in zip(args[::2], args[1::2]):
-        new_shape = list(new_shape)
-        if new_shape.count(-1) > 1:
-            raise ValueError(f"reshape: at most one -1 per axis, got {new_shape}")
-        if -1 in new_shape:
-            known = int(np.prod([s for s in new_shape if s != -1]))
-            new_shape[new_shape.index(-1)] = dims[axis][0] // known
-        dims[axis] = new_shape
-    return ops.reshape(tensor, [d for group in dims for d in group])
-
-
-def flatten(tensor, start=None, end=None):
-    """Merge axes `start` (default 0) up to `end` (default all) into one.
-
-    >>> tuple(flatten(keras.ops.ones((2, 3, 4, 5)), 1, 3).shape)
-    (2, 12, 5)
-    """
-    start, end = start or 0, end or len(tensor.shape)
-    dims = _dims(tensor)
-    merged = 1
-    for d in dims[start:end]:
-        merged = merged * d
-    return ops.reshape(tensor, dims[:start] + [merged] + dims[end:])
-
-
-def dtype(x):
-    """`x`'s dtype name, or None for Python values (bert4keras's lenient `K.dtype`)."""
-    if not hasattr(x, "dtype"):
-        return None
-    return keras.backend.standardize_dtype(x.dtype)
-
-
-def where(cond, x, y):
-    """`keras.ops.where` with Python numbers taking the other side's dtype (`floatx` for two numbers)."""
-    if dtype(x) is None and dtype(y) is None:
-        x = ops.convert_to_tensor(x, keras.config.floatx())
-        y = ops.convert_to_tensor(y, keras.config.floatx())
-    elif dtype(x) is None:
-        x = ops.convert_to_tensor(x, dtype(y))
-    elif dtype(y) is None:
-        y = ops.convert_to_tensor(y, dtype(x))
-    return ops.where(ops.cast(cond, "bool"), x, y)
-
-
 def batch_gather(params, indices):
     """`tf.gather(params, indices, batch_dims=rank(indices) - 1)` on every backend.
 
@@ -601,11 +537,84 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# At the end: the losses' package imports the optimizers, which import this module.
-from kerasnlp4su.training.losses import (  # noqa: E402
-    multilabel_categorical_crossentropy,
-    sparse_multilabel_categorical_crossentropy,
-)
+# Su Jianlin's multilabel categorical cross-entropy (https://kexue.fm/archives/7359):
+# bert4keras's backend names; `kerasnlp4su.training.losses` builds the
+# GlobalPointer losses on them.
+# Stands in for infinity inside logsumexp: exp(-1e12) is exactly 0 in float32
+# while keeping every value and gradient finite.
+_BIG = 1e12
+
+
+def _logsumexp_with_zero(x):
+    """`log(1 + sum(exp(x), -1))`: logsumexp with the threshold class appended."""
+    zeros = ops.zeros_like(x[..., :1])
+    return ops.logsumexp(ops.concatenate([x, zeros], axis=-1), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+def multilabel_categorical_crossentropy(y_true, y_pred):
+    """Dense form: `y_true` has the shape of `y_pred`, values in [0, 1].
+
+    1 marks a target class and 0 a non-target; a value in between is a soft
+    label (the class counts as positive with weight `y` and negative with
+    weight `1 - y`, inside the log-sum-exp). Cells of `y_pred` at or below
+    the masked value written by the pointer/CRF layers are ignored.
+    Returns the loss per row, shape `y_pred.shape[:-1]`.
+
+    Example:
+    >>> float(multilabel_categorical_crossentropy([[1.0, 0.0]], [[2.0, -1.0]])[0])  # doctest: +ELLIPSIS
+    0.44...
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    y_true = ops.cast(y_true, "float32")
+    # bert4keras wrote masked cells as -inf and left them out of the loss, so
+    # labels sitting on them are ignored here too.
+    valid = y_pred > MASKED_BELOW
+    tiny = 1e-30  # only keeps log() finite on the branch `where` discards
+    y_neg = ops.where(ops.logical_and(valid, y_true < 1),
+                      y_pred + ops.log(ops.maximum(1.0 - y_true, tiny)), -_BIG)
+    y_pos = ops.where(ops.logical_and(valid, y_true > 0),
+                      -y_pred + ops.log(ops.maximum(y_true, tiny)), -_BIG)
+    return _logsumexp_with_zero(y_neg) + _logsumexp_with_zero(y_pos)
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+def sparse_multilabel_categorical_crossentropy(y_true, y_pred, mask_zero=False):
+    """Sparse form: `y_true` holds the indices of the positive classes.
+
+    `y_true` is `(..., num_positive)` integers, `y_pred` `(..., num_classes)`.
+    Indices in a row must be distinct. Rows with fewer positives need
+    `mask_zero=True`: index 0 is then the padding (repeat it freely) and
+    class 0 is dropped from the loss altogether (GlobalPointer gives up the
+    (0, 0) [CLS] cell that way).
+    The negative part is `log(1 + sum_all exp(s) - sum_pos exp(s))`,
+    evaluated stably in log space; its inner factor is clipped at
+    `keras.config.epsilon()` as bert4keras did, so it equals the dense form
+    except when the positives hold nearly all the mass.
+
+    Example:
+    >>> y_pred = keras.ops.convert_to_tensor([[2.0, -1.0, 0.5]])
+    >>> loss = sparse_multilabel_categorical_crossentropy([[0, 2]], y_pred)
+    """
+    y_pred = ops.cast(y_pred, "float32")
+    y_true = ops.cast(y_true, "int32")
+    zeros = ops.zeros_like(y_pred[..., :1])
+    y_pred = ops.concatenate([y_pred, zeros], axis=-1)
+    if mask_zero:
+        # +BIG at index 0 makes a padded positive contribute exp(-BIG) = 0.
+        y_pred = ops.concatenate([zeros + _BIG, y_pred[..., 1:]], axis=-1)
+    y_pos = ops.take_along_axis(y_pred, y_true, axis=-1)
+    pos_loss = _logsumexp_with_zero(-y_pos)
+    if mask_zero:
+        # ... and -BIG removes class 0 (and the padding) from the negatives.
+        y_pred = ops.concatenate([zeros - _BIG, y_pred[..., 1:]], axis=-1)
+        y_pos = ops.take_along_axis(y_pred, y_true, axis=-1)
+    all_loss = ops.logsumexp(y_pred, axis=-1)  # includes the appended 0 logit
+    pos_share = ops.logsumexp(y_pos, axis=-1) - all_loss
+    neg_share = ops.clip(-ops.expm1(pos_share), keras.config.epsilon(), 1.0)
+    return pos_loss + all_loss + ops.log(neg_share)
+
+
 
 # Custom objects as bert4keras registered them, for `custom_objects=` of
 # loading calls (Keras 3 finds the registered ones without it).

@@ -31,6 +31,8 @@ import numpy as np
 from keras import ops
 from keras.src.backend.common import global_state  # where Keras 3 keeps the call's `training`
 
+from kerasnlp4su import shape_ops
+
 # ---------------------------------------------------------------- values
 
 
@@ -462,19 +464,14 @@ def name_scope(name):
     return keras.name_scope(name)
 
 
-def _backend_names():
-    # bert4keras patched these three onto K; importing lazily avoids a cycle
-    # (kerasnlp4su.backend imports this module as K).
-    from kerasnlp4su import backend
-
-    return {"reshape": backend.reshape, "flatten": backend.flatten, "where": backend.where,
+# bert4keras put its own reshape, flatten and where onto K.
+_PATCHED = {"reshape": shape_ops.reshape, "flatten": shape_ops.flatten, "where": shape_ops.where,
             "logsumexp": ops.logsumexp}
 
 
 def __getattr__(name):
-    patched = _backend_names()
-    if name in patched:
-        return patched[name]
+    if name in _PATCHED:
+        return _PATCHED[name]
     for namespace in (keras.backend, keras.config, ops):
         if hasattr(namespace, name):
             return getattr(namespace, name)
