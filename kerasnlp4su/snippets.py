@@ -13,6 +13,7 @@ __all__ = [
     "DataGenerator",
     "is_string",
     "lowercase_and_normalize",
+    "orthogonally_resize",
     "sequence_padding",
     "strQ2B",
     "text_segmentate",
@@ -422,6 +423,37 @@ def _pydataset_class():
         _PYDATASET_CLASS = DataGeneratorPyDataset
     return _PYDATASET_CLASS
 
+
+def orthogonally_resize(a, new_shape, window=2):
+    """`a` resized to `new_shape` with its Frobenius norm kept (bert4keras semantics).
+
+    An axis that grows is filled by repeating consecutive blocks of `window`
+    entries (its size must be a multiple of `window`); then every axis is cut
+    to its new size. `build_transformer_model(..., autoresize_weights=True)`
+    uses it to start a wider model from a narrower checkpoint.
+
+    Example:
+    >>> orthogonally_resize(np.arange(4.0).reshape(2, 2), (4, 2)).shape
+    (4, 2)
+    """
+    a = np.asarray(a)
+    new_shape = tuple(int(n) for n in new_shape)
+    if a.ndim != len(new_shape):
+        raise ValueError(f"orthogonally_resize: cannot resize an array of shape {a.shape} "
+                         f"to rank-{len(new_shape)} shape {new_shape}")
+    norm = np.linalg.norm(a)
+    for axis, (old, new) in enumerate(zip(a.shape, new_shape)):
+        copies = -(-new // old)  # ceil
+        if new == old or copies == 1:
+            continue
+        if old % window:
+            raise ValueError(f"orthogonally_resize: axis {axis} has size {old}, not a multiple "
+                             f"of window={window}, so it cannot grow to {new}")
+        blocks = a.reshape(a.shape[:axis] + (old // window, window) + a.shape[axis + 1:])
+        a = np.repeat(blocks, copies, axis=axis).reshape(
+            a.shape[:axis] + (old * copies,) + a.shape[axis + 1:])
+    a = a[tuple(slice(0, n) for n in new_shape)]
+    return a / np.linalg.norm(a) * norm
 
 # bert4keras kept its decoders in `snippets`; here they live in
 # `kerasnlp4su.decoding` and resolve lazily, so
