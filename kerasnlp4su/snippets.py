@@ -287,21 +287,34 @@ class DataGenerator:
         raise NotImplementedError
 
     def forfit(self, random=True):
-        """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``)."""
+        """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``).
+
+        Each batch is what ``__iter__`` yields with its lists made tuples:
+        bert4keras's ``[token_ids, segment_ids], labels`` becomes
+        ``((token_ids, segment_ids), labels)``, the same arrays in a form
+        Keras 3 takes from a generator (on TensorFlow it turns the first
+        batch into a ``tf.data`` signature, which has no lists). A ``None``
+        target (models whose loss is a ``Loss`` layer) is dropped:
+        ``(inputs,)``.
+        """
         while True:
             yielded = False
             for batch in self.__iter__(random):
                 yielded = True
-                yield batch
+                yield keras_batch(batch)
             if not yielded:
                 # Looping again would spin forever without yielding anything.
                 raise ValueError(f"{type(self).__name__} yielded no batch in a whole pass "
                                  "over its data (is the data empty, or a one-shot iterator already used up?)")
 
     def fortest(self, random=False):
-        """Endless stream of the input part (``batch[0]``) of each batch."""
+        """Endless stream of the input part (``batch[0]``) of each batch, as ``(inputs,)``.
+
+        The one-element tuple keeps Keras's ``predict`` from reading
+        ``(token_ids, segment_ids)`` as ``(inputs, targets)``.
+        """
         for batch in self.forfit(random):
-            yield batch[0]
+            yield (batch[0],)
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
         """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.
@@ -367,6 +380,29 @@ class DataGenerator:
         )
 
 
+def keras_batch(batch):
+    """A bert4keras batch in the form Keras 3 takes from a generator: lists become tuples,
+    a ``None`` target is dropped.
+
+    Example:
+    >>> ids = np.ones((2, 3), "int32")
+    >>> batch = keras_batch([[ids, ids], None])
+    >>> type(batch), type(batch[0]), len(batch)
+    (<class 'tuple'>, <class 'tuple'>, 1)
+    """
+    def tuples(value):
+        if isinstance(value, (list, tuple)):
+            return tuple(tuples(item) for item in value)
+        if isinstance(value, dict):
+            return {key: tuples(item) for key, item in value.items()}
+        return value
+
+    batch = tuples(batch)
+    if isinstance(batch, tuple) and len(batch) in (2, 3) and batch[1] is None:
+        batch = batch[:1] + batch[2:] if len(batch) == 3 and batch[2] is not None else batch[:1]
+    return batch
+
+
 def _map_like(types, shapes, fn):
     """Map ``fn(type, shape)`` over the structure of ``types``.
 
@@ -410,10 +446,7 @@ def _pydataset_class():
                     )
                 with self._lock:  # threaded workers share one stream
                     while len(self._batches) <= index:
-                        batch = next(self._stream)
-                        if isinstance(batch, list):
-                            batch = tuple(batch)
-                        self._batches.append(batch)
+                        self._batches.append(next(self._stream))
                     return self._batches[index]
 
             def on_epoch_end(self):
