@@ -103,7 +103,8 @@ class PositionEmbedding(keras.layers.Layer):
             raise ValueError(f"merge_mode must be 'add' or 'zero', got {merge_mode!r}")
         if hierarchical is not None and not isinstance(hierarchical, bool) \
                 and not 0 < float(hierarchical) < 1:
-            raise ValueError(f"hierarchical must be True or an alpha in (0, 1), got {hierarchical!r}")
+            raise ValueError(
+                f"hierarchical must be True or an alpha in (0, 1), got {hierarchical!r}")
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.merge_mode = merge_mode

@@ -35,10 +35,9 @@ __all__ = [
 
 # Helpers bert4keras's models module re-exported from its snippets and
 # backend; resolved when first used, so they are the same objects.
-_REEXPORTED = {"delete_arguments": "kerasnlp4su.snippets", "insert_arguments": "kerasnlp4su.snippets",
-               "is_string": "kerasnlp4su.snippets", "string_matching": "kerasnlp4su.snippets",
-               "orthogonally_resize": "kerasnlp4su.snippets",
-               "get_available_gpus": "kerasnlp4su.backend"}
+_REEXPORTED = {name: "kerasnlp4su.snippets" for name in (
+    "delete_arguments", "insert_arguments", "is_string", "string_matching", "orthogonally_resize")}
+_REEXPORTED["get_available_gpus"] = "kerasnlp4su.backend"
 
 
 def __getattr__(name):

@@ -66,7 +66,7 @@ def extend_with_language_model(BaseModel):  # noqa: N803 - bert4keras's signatur
     True
     """
     return type("LanguageModel", (LM_Mask, BaseModel),
-                {"__doc__": f"{BaseModel.__name__} with a causal attention mask (application='lm')."})
+                {"__doc__": f"{BaseModel.__name__} with a causal mask (application='lm')."})
 
 
 def extend_with_unified_language_model(BaseModel):  # noqa: N803 - bert4keras's signature

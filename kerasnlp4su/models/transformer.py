@@ -107,7 +107,7 @@ class Transformer:
         self.max_position = int(max_position)
         self.segment_vocab_size = int(segment_vocab_size)
         self.sequence_length = sequence_length
-        # bert4keras's build options (see `bert4keras_options` below).
+        # bert4keras's build options (README, 'bert4keras names').
         self.hierarchical_position = hierarchical_position
         self.custom_position_ids = bool(custom_position_ids)
         self.residual_attention_scores = bool(residual_attention_scores)
@@ -229,8 +229,9 @@ class Transformer:
         scripts feed one model's embeddings into another's blocks.
         """
         sources = _input_ancestors(inputs)
-        saved = self.attention_mask, self.padding_mask
-        if not all(any(s is t for s in sources) for t in getattr(self, "mask_sources", [])):
+        saved = getattr(self, "attention_mask", None), getattr(self, "padding_mask", None)
+        own = getattr(self, "mask_sources", None)  # the ids the built model's masks come from
+        if own is None or not all(any(s is t for s in sources) for t in own):
             by_role = {}
             for tensor in sources:
                 for role in ("Input-Token", "Input-Segment"):
