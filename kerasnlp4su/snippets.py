@@ -176,34 +176,6 @@ def longest_common_subsequence(source, target):
     return length, pairs[::-1]
 
 
-def orthogonally_resize(a, new_shape, window=2):
-    """Resize a weight array to `new_shape`, roughly keeping it orthogonal and its norm.
-
-    Growing an axis repeats blocks of `window` consecutive entries (so the
-    axis size must divide by `window`), then everything is cut to
-    `new_shape` and rescaled to the original Frobenius norm: a way to
-    initialise a larger model from a smaller one's weights.
-
-    >>> orthogonally_resize(np.eye(2), (4, 4)).shape
-    (4, 4)
-    """
-    a = np.asarray(a)
-    if a.ndim != len(new_shape):
-        raise ValueError(f"orthogonally_resize: array of rank {a.ndim}, new_shape {new_shape}")
-    norm = np.linalg.norm(a)
-    for axis, (old, new) in enumerate(zip(a.shape, new_shape)):
-        repeats = -(-new // old)
-        if old != new and repeats > 1:
-            if old % window:
-                raise ValueError(f"orthogonally_resize: axis {axis} of size {old} is not a "
-                                 f"multiple of window={window}")
-            blocks = a.reshape(a.shape[:axis] + (old // window, window) + a.shape[axis + 1:])
-            blocks = np.repeat(blocks, repeats, axis=axis)
-            a = blocks.reshape(a.shape[:axis] + (old * repeats,) + a.shape[axis + 1:])
-    a = a[tuple(slice(0, n) for n in new_shape)]
-    return a / np.linalg.norm(a) * norm
-
-
 class open:  # noqa: N801 - bert4keras's name shadows the builtin on purpose
     """A text file, optionally indexable by line: `f[i]` is line `i`, `len(f)` the line count.
 
@@ -549,21 +521,34 @@ class DataGenerator:
         raise NotImplementedError
 
     def forfit(self, random=True):
-        """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``)."""
+        """Endless stream of batches (for ``fit(..., steps_per_epoch=len)``).
+
+        Each batch is what ``__iter__`` yields with its lists made tuples:
+        bert4keras's ``[token_ids, segment_ids], labels`` becomes
+        ``((token_ids, segment_ids), labels)``, the same arrays in a form
+        Keras 3 takes from a generator (on TensorFlow it turns the first
+        batch into a ``tf.data`` signature, which has no lists). A ``None``
+        target (models whose loss is a ``Loss`` layer) is dropped:
+        ``(inputs,)``.
+        """
         while True:
             yielded = False
             for batch in self.__iter__(random):
                 yielded = True
-                yield batch
+                yield keras_batch(batch)
             if not yielded:
                 # Looping again would spin forever without yielding anything.
                 raise ValueError(f"{type(self).__name__} yielded no batch in a whole pass "
                                  "over its data (is the data empty, or a one-shot iterator already used up?)")
 
     def fortest(self, random=False):
-        """Endless stream of the input part (``batch[0]``) of each batch."""
+        """Endless stream of the input part (``batch[0]``) of each batch, as ``(inputs,)``.
+
+        The one-element tuple keeps Keras's ``predict`` from reading
+        ``(token_ids, segment_ids)`` as ``(inputs, targets)``.
+        """
         for batch in self.forfit(random):
-            yield batch[0]
+            yield (batch[0],)
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
         """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.
@@ -629,6 +614,29 @@ class DataGenerator:
         )
 
 
+def keras_batch(batch):
+    """A bert4keras batch in the form Keras 3 takes from a generator: lists become tuples,
+    a ``None`` target is dropped.
+
+    Example:
+    >>> ids = np.ones((2, 3), "int32")
+    >>> batch = keras_batch([[ids, ids], None])
+    >>> type(batch), type(batch[0]), len(batch)
+    (<class 'tuple'>, <class 'tuple'>, 1)
+    """
+    def tuples(value):
+        if isinstance(value, (list, tuple)):
+            return tuple(tuples(item) for item in value)
+        if isinstance(value, dict):
+            return {key: tuples(item) for key, item in value.items()}
+        return value
+
+    batch = tuples(batch)
+    if isinstance(batch, tuple) and len(batch) in (2, 3) and batch[1] is None:
+        batch = batch[:1] + batch[2:] if len(batch) == 3 and batch[2] is not None else batch[:1]
+    return batch
+
+
 def _map_like(types, shapes, fn):
     """Map ``fn(type, shape)`` over the structure of ``types``.
 
@@ -672,10 +680,7 @@ def _pydataset_class():
                     )
                 with self._lock:  # threaded workers share one stream
                     while len(self._batches) <= index:
-                        batch = next(self._stream)
-                        if isinstance(batch, list):
-                            batch = tuple(batch)
-                        self._batches.append(batch)
+                        self._batches.append(next(self._stream))
                     return self._batches[index]
 
             def on_epoch_end(self):
@@ -684,6 +689,38 @@ def _pydataset_class():
 
         _PYDATASET_CLASS = DataGeneratorPyDataset
     return _PYDATASET_CLASS
+
+
+def orthogonally_resize(a, new_shape, window=2):
+    """`a` resized to `new_shape` with its Frobenius norm kept (bert4keras semantics).
+
+    An axis that grows is filled by repeating consecutive blocks of `window`
+    entries (its size must be a multiple of `window`); then every axis is cut
+    to its new size. `build_transformer_model(..., autoresize_weights=True)`
+    uses it to start a wider model from a narrower checkpoint.
+
+    Example:
+    >>> orthogonally_resize(np.arange(4.0).reshape(2, 2), (4, 2)).shape
+    (4, 2)
+    """
+    a = np.asarray(a)
+    new_shape = tuple(int(n) for n in new_shape)
+    if a.ndim != len(new_shape):
+        raise ValueError(f"orthogonally_resize: cannot resize an array of shape {a.shape} "
+                         f"to rank-{len(new_shape)} shape {new_shape}")
+    norm = np.linalg.norm(a)
+    for axis, (old, new) in enumerate(zip(a.shape, new_shape)):
+        copies = -(-new // old)  # ceil
+        if new == old or copies == 1:
+            continue
+        if old % window:
+            raise ValueError(f"orthogonally_resize: axis {axis} has size {old}, not a multiple "
+                             f"of window={window}, so it cannot grow to {new}")
+        blocks = a.reshape(a.shape[:axis] + (old // window, window) + a.shape[axis + 1:])
+        a = np.repeat(blocks, copies, axis=axis).reshape(
+            a.shape[:axis] + (old * copies,) + a.shape[axis + 1:])
+    a = a[tuple(slice(0, n) for n in new_shape)]
+    return a / np.linalg.norm(a) * norm
 
 
 # bert4keras kept its decoders in `snippets`; here they live in

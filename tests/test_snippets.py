@@ -122,7 +122,8 @@ def test_data_generator_batching_and_sampling():
     forfit = gen.forfit(random=False)
     first = [next(forfit)[0].shape[0] for _ in range(6)]
     assert first == [4, 4, 2, 4, 4, 2]  # endless, one pass after another
-    assert np.array_equal(next(gen.fortest())[0], batches[0][0][0])
+    # fortest yields (inputs,): Keras reads a bare tuple of arrays as (inputs, targets).
+    assert np.array_equal(next(gen.fortest())[0], batches[0][0])
 
 
 def test_data_generator_streaming_and_empty():
@@ -137,7 +138,7 @@ def test_data_generator_streaming_and_empty():
     with pytest.raises(ValueError, match="no batch in a whole pass"):
         next(PairGenerator([], batch_size=2).forfit())
     once = PairGenerator(iter(DATA), batch_size=4).fortest()
-    assert [next(once).shape[0] for _ in range(3)] == [4, 4, 2]
+    assert [next(once)[0].shape[0] for _ in range(3)] == [4, 4, 2]
     with pytest.raises(ValueError, match="one-shot iterator"):
         next(once)  # the stream is used up: an error, not an endless empty loop
     with pytest.raises(ValueError, match="steps"):

@@ -68,6 +68,12 @@ class MultiHeadAttention(keras.layers.Layer):
     causal: a token's output never depends on how many tokens follow it or
     how much padding the batch has, and cached decoding equals recomputation.
 
+    `return_attention_scores=True` (RealFormer, bert4keras's
+    `residual_attention_scores`) makes the call return `[output, scores]`:
+    the scaled scores `q k^T / sqrt(key_size)` before any bias or mask,
+    `(batch, heads, q_len, k_len)`; the next layer adds them to its
+    `attention_mask`. Softmax attention without a KV cache only.
+
     Sub-layers are named `query`, `key`, `value` and `output`, so variable
     paths read `<layer>/query/kernel` etc.
 
@@ -81,7 +87,7 @@ class MultiHeadAttention(keras.layers.Layer):
     def __init__(self, heads, head_size, out_dim=None, key_size=None, use_bias=True,
                  scale="standard", attention_dropout=0.0, position_encoding=None,
                  attention_type="softmax", causal=False, kernel_initializer="glorot_uniform",
-                 linear_chunk_size=64, **kwargs):
+                 linear_chunk_size=64, return_attention_scores=False, **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
         if attention_type not in ATTENTION_TYPES:
@@ -104,6 +110,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.position_encoding = position_encoding
         self.attention_type = attention_type
         self.causal = bool(causal)
+        self.return_attention_scores = bool(return_attention_scores)
+        if self.return_attention_scores and attention_type == "linear":
+            raise ValueError("return_attention_scores needs softmax attention (linear attention "
+                             "forms no score matrix)")
         self.linear_chunk_size = int(linear_chunk_size)
         if self.linear_chunk_size < 1:
             raise ValueError(f"linear_chunk_size must be >= 1, got {linear_chunk_size}")
@@ -145,6 +155,9 @@ class MultiHeadAttention(keras.layers.Layer):
         vw = self._split_heads(self.value_dense(v), self.head_size)
         if cache_index is not None and cache is None:
             raise ValueError(f"{self.name}: cache_index needs a cache")
+        if cache is not None and self.return_attention_scores:
+            raise ValueError(f"{self.name}: return_attention_scores (residual attention scores) "
+                             "cannot be combined with a KV cache")
         if cache_index is not None and self.attention_type == "linear":
             raise ValueError(f"{self.name}: a fixed-capacity cache (cache_index) needs softmax "
                              "attention; linear attention appends to its cache")
@@ -179,13 +192,16 @@ class MultiHeadAttention(keras.layers.Layer):
             keys, values = (ops.transpose(t, swap) for t in (kw, vw)) if heads_first else (kw, vw)
             o = self._linear_attention(qw, keys, values, padding_mask, offset)
         else:
-            o = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset, training,
-                                        heads_first=heads_first, key_limit=key_limit,
-                                        relative=(relative_keys, relative_values))
+            o, logits = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset,
+                                                training, heads_first=heads_first,
+                                                key_limit=key_limit,
+                                                relative=(relative_keys, relative_values))
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
         if heads_first:
             return o, (kw, vw)
+        if self.return_attention_scores:
+            return [o, logits]
         return o
 
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
@@ -228,6 +244,7 @@ class MultiHeadAttention(keras.layers.Layer):
             scores = scores * ops.cast(attention_scale(
                 self.key_size, self._visible_keys(scores, allowed, bias), "entropy_invariant"),
                 scores.dtype)
+        logits = scores  # before bias and mask: what return_attention_scores gives
         if bias is not None:
             scores = scores + bias
         if allowed is not None:
@@ -238,7 +255,7 @@ class MultiHeadAttention(keras.layers.Layer):
         if relative_values is not None:
             o = o + ops.einsum("bhqk,qkd->bqhd", ops.cast(probs, vw.dtype),
                                ops.cast(relative_values, vw.dtype))
-        return o
+        return o, logits
 
     @staticmethod
     def _visible_keys(scores, allowed, bias):
@@ -324,12 +341,17 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)):
-            return mask[0]
-        return mask
+            mask = mask[0]
+        return [mask, None] if self.return_attention_scores else mask
 
     def compute_output_shape(self, input_shape):
-        q_shape = input_shape[0] if isinstance(input_shape[0], (list, tuple)) else input_shape
-        return tuple(q_shape[:-1]) + (self.out_dim or q_shape[-1],)
+        nested = isinstance(input_shape[0], (list, tuple))
+        q_shape = input_shape[0] if nested else input_shape
+        output = tuple(q_shape[:-1]) + (self.out_dim or q_shape[-1],)
+        if not self.return_attention_scores:
+            return output
+        k_len = input_shape[1][1] if nested else q_shape[1]
+        return [output, (q_shape[0], self.heads, q_shape[1], k_len)]
 
     def get_config(self):
         return {
@@ -345,5 +367,6 @@ class MultiHeadAttention(keras.layers.Layer):
             "attention_type": self.attention_type,
             "causal": self.causal,
             "linear_chunk_size": self.linear_chunk_size,
+            "return_attention_scores": self.return_attention_scores,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
         }

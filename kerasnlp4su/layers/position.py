@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasnlp4su.layers.embeddings import check_ids_in_range
+
 
 def check_max_position(layer_name, length, offset, max_position):
     """Fail loudly when positions run past a learned table.
@@ -75,24 +77,45 @@ class PositionEmbedding(keras.layers.Layer):
     (2, 5, 8)
 
     Args:
-        input_dim: maximum sequence length.
+        input_dim: maximum sequence length (rows of the table).
         output_dim: embedding width.
         merge_mode: `'add'` returns `inputs + embeddings`, `'zero'` returns the
             embeddings alone broadcast over the batch.
+        hierarchical: bert4keras's hierarchical decomposition
+            (https://kexue.fm/archives/7947), for texts longer than the table:
+            position `p` reads `alpha * u[p // input_dim] + (1 - alpha) *
+            u[p % input_dim]` with `u = (table - alpha * table[0]) / (1 - alpha)`,
+            so positions below `input_dim` are the trained rows and
+            `input_dim ** 2` positions are reachable. `True` means alpha 0.4,
+            a float is alpha itself.
+        custom_position_ids: the input is `[x, position_ids]` (ids of shape
+            `(batch, length)`) instead of positions `0, 1, ...`.
         offset: first position index (decoding with a KV cache passes the
-            cache length here at call time).
+            cache length here at call time; ignored with custom position ids).
     """
 
     def __init__(self, input_dim, output_dim, merge_mode="add",
-                 embeddings_initializer="zeros", **kwargs):
+                 embeddings_initializer="zeros", hierarchical=None, custom_position_ids=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.supports_masking = True
         if merge_mode not in ("add", "zero"):
             raise ValueError(f"merge_mode must be 'add' or 'zero', got {merge_mode!r}")
+        if hierarchical is not None and not isinstance(hierarchical, bool) \
+                and not 0 < float(hierarchical) < 1:
+            raise ValueError(
+                f"hierarchical must be True or an alpha in (0, 1), got {hierarchical!r}")
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.merge_mode = merge_mode
+        self.hierarchical = hierarchical
+        self.custom_position_ids = bool(custom_position_ids)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+
+    @property
+    def max_positions(self):
+        """How many positions the layer can encode (`input_dim`, squared when hierarchical)."""
+        return self.input_dim ** 2 if self.hierarchical else self.input_dim
 
     def build(self, input_shape):
         self.embeddings = self.add_weight(
@@ -102,17 +125,34 @@ class PositionEmbedding(keras.layers.Layer):
         )
 
     def call(self, inputs, offset=0):
-        length = ops.shape(inputs)[1]
-        check_max_position(self.name, length, offset, self.input_dim)
-        positions = ops.arange(length) + offset
-        emb = ops.take(self.embeddings, positions, axis=0)
-        emb = ops.cast(ops.expand_dims(emb, 0), inputs.dtype)
+        if self.custom_position_ids:
+            inputs, positions = inputs
+            if "int" not in keras.backend.standardize_dtype(positions.dtype):
+                positions = ops.cast(positions, "int32")
+            positions = check_ids_in_range(self.name, positions, self.max_positions)
+        else:
+            length = ops.shape(inputs)[1]
+            check_max_position(self.name, length, offset, self.max_positions)
+            positions = ops.expand_dims(ops.arange(length) + offset, 0)
+        if self.hierarchical:
+            alpha = 0.4 if self.hierarchical is True else float(self.hierarchical)
+            base = (self.embeddings - alpha * self.embeddings[:1]) / (1.0 - alpha)
+            emb = (alpha * ops.take(base, positions // self.input_dim, axis=0)
+                   + (1.0 - alpha) * ops.take(base, positions % self.input_dim, axis=0))
+        else:
+            emb = ops.take(self.embeddings, positions, axis=0)
+        emb = ops.cast(emb, inputs.dtype)
         if self.merge_mode == "add":
             return inputs + emb
         return ops.zeros_like(inputs) + emb
 
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            return mask[0]
+        return mask
+
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return input_shape[0] if self.custom_position_ids else input_shape
 
     def get_config(self):
         return {
@@ -120,6 +160,8 @@ class PositionEmbedding(keras.layers.Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "merge_mode": self.merge_mode,
+            "hierarchical": self.hierarchical,
+            "custom_position_ids": self.custom_position_ids,
             "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
         }
 

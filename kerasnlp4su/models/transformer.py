@@ -7,6 +7,8 @@ cached decoding pass replays the same hooks with a `step` argument; the KV
 cache and that pass live in `kerasnlp4su.models.cache`.
 """
 
+import warnings
+
 import keras
 import numpy as np
 
@@ -82,7 +84,10 @@ class Transformer:
                  initializer_range=0.02, with_pool=False, with_nsp=False, with_mlm=False,
                  application="encoder", layer_norm_cond=None, layer_norm_cond_hidden_size=None,
                  layer_norm_cond_hidden_act=None, attention_type="softmax",
-                 attention_scale="standard", layer_norm_epsilon=None, name=None, **kwargs):
+                 attention_scale="standard", layer_norm_epsilon=None, hierarchical_position=None,
+                 custom_position_ids=False, residual_attention_scores=False,
+                 ignore_invalid_weights=False, autoresize_weights=False, layers=None,
+                 prefix=None, additional_input_layers=None, name=None, **kwargs):
         if application not in APPLICATIONS:
             raise ValueError(f"application must be one of {APPLICATIONS}, got {application!r}")
         if hidden_size % num_attention_heads and attention_head_size is None:
@@ -108,11 +113,21 @@ class Transformer:
         self.max_position = int(max_position)
         self.segment_vocab_size = int(segment_vocab_size)
         self.sequence_length = sequence_length
+        # bert4keras's build options (README, 'bert4keras names').
+        self.hierarchical_position = hierarchical_position
+        self.custom_position_ids = bool(custom_position_ids)
+        self.residual_attention_scores = bool(residual_attention_scores)
+        self.ignore_invalid_weights = bool(ignore_invalid_weights)
+        self.autoresize_weights = bool(autoresize_weights)
+        self.layer_prefix = prefix or ""
+        self.additional_input_layers = additional_input_layers
+        positions = self.max_position ** 2 if hierarchical_position else self.max_position
         if self.position_encoding == "learned" and sequence_length is not None \
-                and sequence_length > self.max_position:
+                and sequence_length > positions and not self.custom_position_ids:
             raise ValueError(
                 f"sequence_length {sequence_length} exceeds max_position {self.max_position} "
-                f"(the {self.model_type} position table has {self.max_position} rows)")
+                f"(the {self.model_type} position table has {self.max_position} rows; "
+                "hierarchical_position=True reaches max_position ** 2)")
         self.keep_tokens = keep_tokens
         self.compound_tokens = compound_tokens
         self.initializer_range = float(initializer_range)
@@ -134,8 +149,10 @@ class Transformer:
             self.layer_norm_kwargs = dict(self.layer_norm_kwargs, epsilon=float(layer_norm_epsilon))
         self.name = name or self.model_type
         self.unused_config = kwargs
-        self.layers = {}
+        # `layers=` shares another builder's layers (by name) with this one.
+        self.layers = {} if layers is None else layers
         self.model = None
+        self.attention_scores = None
 
     # ----------------------------------------------------------------- utils
     @property
@@ -143,7 +160,12 @@ class Transformer:
         return keras.initializers.TruncatedNormal(stddev=self.initializer_range)
 
     def apply(self, inputs, layer_cls=None, name=None, call_kwargs=None, **layer_kwargs):
-        """Create (or reuse, by name) a layer and call it on `inputs`."""
+        """Create (or reuse, by name) a layer and call it on `inputs`.
+
+        Names get the builder's `prefix` (bert4keras's `prefix=`); the
+        layer table may be shared with another builder (`layers=`).
+        """
+        name = self.layer_prefix + name
         if name not in self.layers:
             if layer_cls is None:
                 raise KeyError(f"no layer named {name!r} has been created yet")
@@ -168,30 +190,93 @@ class Transformer:
     # ------------------------------------------------------------ the build
     def build(self):
         """Create the Keras model; returns it (also kept in `self.model`)."""
+        if self.model is not None:
+            return self.model
         inputs = self.build_inputs()
+        self.set_inputs(self.model_inputs, self.additional_input_layers)
+        self.attention_scores = None
         x = self.apply_embeddings(inputs)
         self.attention_mask, self.padding_mask = self.build_masks(inputs)
+        self.mask_sources = list(inputs)
         for index in range(self.num_hidden_layers):
             x = self.apply_block(x, index)
         outputs = self.apply_final_layers(x)
-        self.model = TransformerModel(self.model_inputs, outputs, name=self.name)
+        self.set_outputs(outputs)
+        self.model = TransformerModel(self.inputs, outputs, name=self.name)
         return self.model
 
+    # ---------------------------------------- bert4keras's builder interface
+    def set_inputs(self, inputs, additional_input_layers=None):
+        """Set `inputs` (a list) and `input` (one tensor, or the list), as bert4keras.
+
+        `additional_input_layers` (a tensor or a list) are appended: inputs
+        the model needs beyond its own, e.g. what a conditional LayerNorm's
+        condition is computed from.
+        """
+        inputs = [] if inputs is None else list(inputs) if isinstance(inputs, (list, tuple)) \
+            else [inputs]
+        if additional_input_layers is not None:
+            extra = additional_input_layers
+            inputs += list(extra) if isinstance(extra, (list, tuple)) else [extra]
+        self.inputs = inputs
+        self.input = inputs if len(inputs) > 1 else inputs[0]
+
+    def set_outputs(self, outputs):
+        """Set `outputs` (a list) and `output` (one tensor, or the list), as bert4keras."""
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        self.outputs = outputs
+        self.output = outputs if len(outputs) > 1 else outputs[0]
+
+    def apply_main_layers(self, inputs, index):
+        """Block `index` applied to `inputs` (bert4keras's name; BERT-of-Theseus uses it).
+
+        The attention masks come from the token (and segment) ids `inputs`
+        is computed from, which may be another builder's inputs: bert4keras
+        scripts feed one model's embeddings into another's blocks.
+        """
+        sources = _input_ancestors(inputs)
+        saved = getattr(self, "attention_mask", None), getattr(self, "padding_mask", None)
+        own = getattr(self, "mask_sources", None)  # the ids the built model's masks come from
+        if own is None or not all(any(s is t for s in sources) for t in own):
+            by_role = {}
+            for tensor in sources:
+                for role in ("Input-Token", "Input-Segment"):
+                    if tensor.name.endswith(role):
+                        by_role.setdefault(role, tensor)
+            if "Input-Token" not in by_role:
+                raise ValueError("apply_main_layers: the inputs are computed from no "
+                                 "'Input-Token' input, so the attention mask is unknown")
+            ids = [by_role[role] for role in ("Input-Token", "Input-Segment") if role in by_role]
+            self.attention_mask, self.padding_mask = self.build_masks(ids)
+        try:
+            return self.apply_block(inputs, index)
+        finally:
+            self.attention_mask, self.padding_mask = saved
+
     def build_inputs(self):
-        token_ids = keras.Input(shape=(self.sequence_length,), dtype="int32", name="Input-Token")
+        """`[token_ids, segment_ids, position_ids]` (segments when `segment_vocab_size > 0`,
+        positions when `custom_position_ids`); `model_inputs` adds the LayerNorm condition."""
+        token_ids = keras.Input(shape=(self.sequence_length,), dtype="int32",
+                                name=self.layer_prefix + "Input-Token")
         inputs = [token_ids]
         if self.segment_vocab_size > 0:
             inputs.append(keras.Input(shape=(self.sequence_length,), dtype="int32",
-                                      name="Input-Segment"))
+                                      name=self.layer_prefix + "Input-Segment"))
+        if self.custom_position_ids:
+            inputs.append(keras.Input(shape=(self.sequence_length,), dtype="int32",
+                                      name=self.layer_prefix + "Input-Position"))
         self.cond = None
         self.model_inputs = list(inputs)
         if self.layer_norm_cond is not None:
             if isinstance(self.layer_norm_cond, int):
                 self.cond = keras.Input(shape=(self.layer_norm_cond,),
-                                        name="Input-LayerNorm-Condition")
+                                        name=self.layer_prefix + "Input-LayerNorm-Condition")
             else:
                 self.cond = self.layer_norm_cond
-            self.model_inputs.append(self.cond)
+            # A condition computed from other inputs (bert4keras's conditional
+            # LM) reaches the model through `additional_input_layers`.
+            if _is_input(self.cond):
+                self.model_inputs.append(self.cond)
         return inputs
 
     def build_masks(self, inputs, step=None):
@@ -232,10 +317,15 @@ class Transformer:
                 add_kwargs = {}
             x = self.apply([x, s], MaskedAdd, name="Embedding-Token-Segment", **add_kwargs)
         if self.position_encoding == "learned":
+            if self.custom_position_ids:
+                x = [x, inputs[2 if self.segment_vocab_size > 0 else 1]]
             x = self.apply(x, PositionEmbedding, name="Embedding-Position",
                            input_dim=self.max_position, output_dim=self.embedding_size,
                            embeddings_initializer=self.initializer,
-                           call_kwargs=None if step is None else {"offset": step.length})
+                           hierarchical=self.hierarchical_position,
+                           custom_position_ids=self.custom_position_ids,
+                           call_kwargs=None if step is None or self.custom_position_ids
+                           else {"offset": step.length})
         if self.embedding_norm:
             x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
@@ -274,6 +364,8 @@ class Transformer:
         if masks.padding_mask is not None:
             call_kwargs["padding_mask"] = masks.padding_mask
         call_kwargs.update(self.attention_position_arguments(x, step))
+        if self.residual_attention_scores:
+            self.add_residual_scores(attention_name, attention_kwargs, call_kwargs, step)
         x = self.residual(x, attention_name, MultiHeadAttention, attention_kwargs, call_kwargs,
                           cache_key=index, step=step)
         ffn_kwargs = dict(units=self.intermediate_size, activation=self.hidden_act,
@@ -318,11 +410,28 @@ class Transformer:
             step.write_self(cache_key, kv)
         else:
             x = self.apply(x, layer_cls, name=name, call_kwargs=call_kwargs, **layer_kwargs)
+            if isinstance(x, (list, tuple)):  # [output, attention scores] (RealFormer)
+                x, self.attention_scores = x
         x = self.dropout(x, self.dropout_rate, f"{name}-Dropout")
         x = self.apply([shortcut, x], keras.layers.Add, name=f"{name}-Add")
         if norm_after:
             x = self.norm(x, norm_after)
         return x
+
+    def add_residual_scores(self, attention_name, attention_kwargs, call_kwargs, step=None):
+        """RealFormer (bert4keras's `residual_attention_scores`): the attention returns its
+        scores, and the previous layer's scores join this layer's attention bias."""
+        if step is not None:
+            raise NotImplementedError(
+                "residual_attention_scores models cannot decode with a KV cache; "
+                "decode with use_cache=False")
+        attention_kwargs["return_attention_scores"] = True
+        if self.attention_scores is None:
+            return
+        bias = call_kwargs.get("attention_mask")
+        call_kwargs["attention_mask"] = self.attention_scores if bias is None else self.apply(
+            [bias, self.attention_scores], keras.layers.Add,
+            name=f"{attention_name}-Attention-Bias")
 
     def apply_final_layers(self, x):
         """Pooler / NSP / MLM heads with bert4keras's output conventions.
@@ -417,6 +526,10 @@ class Transformer:
         return {v.path for v in self.model.weights
                 if any(part in v.path for part in ("/gamma_dense/", "/beta_dense/", "/hidden_dense/"))}
 
+    def keras_variable_mapping(self):
+        """`variable_mapping()` with the layer-name `prefix` on every Keras path."""
+        return {self.layer_prefix + path: name for path, name in self.variable_mapping().items()}
+
     # ------------------------------------------------------- load and save
     def load_weights_from_checkpoint(self, checkpoint_path, strict=True):
         """Load an official checkpoint (TF1 prefix or HF directory) into `self.model`.
@@ -429,9 +542,62 @@ class Transformer:
         transforms = {name: load for name, (load, _) in self.checkpoint_transforms().items()}
         for name in self.embedding_variables():
             transforms[name] = _chain(transforms.get(name), self.select_tokens)
+        mapping, optional = self.keras_variable_mapping(), set(self.optional_variables())
+        # Layers the caller built around the model (additional_input_layers,
+        # a condition's embedding) are not the checkpoint's business.
+        own = {id(w) for layer in self.layers.values() for w in layer.weights}
+        optional |= {v.path for v in self.model.weights if id(v) not in own}
+        if self.ignore_invalid_weights:
+            mapping, optional = self._skip_absent_weights(reader, mapping, optional)
+        if self.autoresize_weights:
+            transforms = self._autoresize_transforms(reader, mapping, transforms)
         return load_checkpoint_weights(
-            self.model, reader, self.variable_mapping(), transforms, self.optional_variables(),
+            self.model, reader, mapping, transforms, optional,
             strict, self.model_type, self.checkpoint_families, registry.signatures())
+
+    def _skip_absent_weights(self, reader, mapping, optional):
+        """bert4keras's `ignore_invalid_weights`: variables the checkpoint lacks keep their
+        initial values, with a warning naming them (shape mismatches still raise)."""
+        available = reader.names()
+        absent = {path: name for path, name in mapping.items() if name not in available}
+        present = {v.path for v in self.model.weights}
+        skipped = sorted(f"{path} <- {name}" for path, name in absent.items() if path in present)
+        if skipped:
+            warnings.warn(f"ignore_invalid_weights: {len(skipped)} variable(s) not in checkpoint "
+                          f"{reader.path!r} keep their initial values:\n  " + "\n  ".join(skipped),
+                          stacklevel=3)
+        kept = {path: name for path, name in mapping.items() if path not in absent}
+        return kept, optional | set(absent)
+
+    def _autoresize_transforms(self, reader, mapping, transforms):
+        """bert4keras's `autoresize_weights`: a checkpoint variable whose shape differs
+        from the model's is resized with `snippets.orthogonally_resize`, then rescaled
+        as bert4keras does so attention logits and FFN outputs keep their scale."""
+        from kerasnlp4su.snippets import orthogonally_resize
+
+        transforms = dict(transforms)
+        available = reader.names()
+        owners = {}  # top-level layer name -> layer (to tell attention and FFN weights)
+        for layer in self.model.layers:
+            owners[layer.name] = layer
+        for variable in self.model.weights:
+            name = mapping.get(variable.path)
+            if name is None or name not in available:
+                continue
+            target = tuple(variable.shape)
+            layer = owners.get(variable.path.split("/")[0])
+            part = variable.path.split("/", 1)[1] if "/" in variable.path else ""
+
+            def resize(value, target=target, layer=layer, part=part):
+                value = np.asarray(value)
+                if tuple(value.shape) == target:
+                    return value
+                resized = orthogonally_resize(value, target)
+                return resized * _autoresize_factor(layer, part, value.shape, target,
+                                                    self.hidden_act)
+
+            transforms[name] = _chain(transforms.get(name), resize)
+        return transforms
 
     def select_tokens(self, table):
         """Apply `keep_tokens` / `compound_tokens` to a vocabulary-indexed array."""
@@ -444,7 +610,7 @@ class Transformer:
 
     def checkpoint_tensors(self):
         """`{official name: numpy array}` of the model's current weights."""
-        mapping = self.variable_mapping()
+        mapping = self.keras_variable_mapping()
         savers = {name: save for name, (_, save) in self.checkpoint_transforms().items()}
         tensors = {}
         for variable in self.model.weights:
@@ -466,6 +632,47 @@ class Transformer:
     def save_weights_as_checkpoint(self, filename):
         """Write the weights as an official TF1 checkpoint (atomic)."""
         return write_tf1_checkpoint(filename, self.checkpoint_tensors())
+
+
+def _autoresize_factor(layer, part, old_shape, new_shape, hidden_act):
+    """bert4keras's rescaling of a resized weight (`Transformer.load_weights_from_checkpoint`).
+
+    Query/key kernels and biases of a scaled attention: `(new / old) ** 0.25` of
+    their last axis, so `q.k / sqrt(d)` keeps its size. FFN: the first dense
+    by `sqrt(new / old)` of its last axis, the second by `sqrt(old / new)` of its
+    first; with relu-like activations every FFN weight takes the second rule.
+    """
+    if isinstance(layer, MultiHeadAttention):
+        if part.split("/")[0] in ("query", "key") and layer.scale != "none":
+            return (new_shape[-1] / old_shape[-1]) ** 0.25
+    elif isinstance(layer, FeedForward):
+        if part.startswith("intermediate/") and hidden_act not in ("relu", "leaky_relu"):
+            return np.sqrt(new_shape[-1] / old_shape[-1])
+        return np.sqrt(old_shape[0] / new_shape[0])
+    return 1.0
+
+
+def _is_input(tensor):
+    """Whether `tensor` is a `keras.Input` (not computed from other tensors)."""
+    history = getattr(tensor, "_keras_history", None)
+    return history is not None and isinstance(history.operation, keras.layers.InputLayer)
+
+
+def _input_ancestors(tensors):
+    """The `keras.Input` tensors that symbolic `tensors` are computed from."""
+    found, seen = [], set()
+    stack = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+    while stack:
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        if isinstance(history.operation, keras.layers.InputLayer):
+            found.append(tensor)
+            continue
+        stack.extend(history.operation._inbound_nodes[history.node_index].input_tensors)
+    return found
 
 
 def _chain(first, second):

@@ -155,8 +155,9 @@ class TransformerModel(keras.Model):
     @functools.cached_property
     def _position_limit(self):
         """(layer name, rows) of the smallest learned position table, or None (RoPE has none)."""
-        limits = [(layer.input_dim, layer.name) for layer in self.layers
-                  if isinstance(layer, PositionEmbedding)]
+        # Custom position ids are checked against the table in the layer.
+        limits = [(layer.max_positions, layer.name) for layer in self.layers
+                  if isinstance(layer, PositionEmbedding) and not layer.custom_position_ids]
         if not limits:
             return None
         rows, name = min(limits)
@@ -231,17 +232,22 @@ class TransformerModel(keras.Model):
                                  f"holds {batch}; every input needs one row per sample")
             if not spec.tables or array.ndim != 2:
                 continue
-            if token_like is None:
-                token_like = spec, array.shape
-            elif array.shape != token_like[1]:
-                raise ValueError(f"{spec.name} has shape {array.shape} but {token_like[0].name} "
-                                 f"has shape {token_like[1]}; they must have the same shape")
-            if array.shape[1] == 0 and batch:
-                raise ValueError(f"{spec.name}: the sequences have length 0; every sequence "
-                                 "needs at least one token (Tokenizer.encode gives [CLS] [SEP])")
-            if self._position_limit is not None:
-                table, rows = self._position_limit
-                check_max_position(table, array.shape[1], 0, rows)
+            # Float inputs feeding an embedding are extra inputs (a condition's
+            # label, bert4keras's additional_input_layers), not sequences.
+            if spec.integer:
+                if token_like is None:
+                    token_like = spec, array.shape
+                elif array.shape != token_like[1]:
+                    raise ValueError(f"{spec.name} has shape {array.shape} but "
+                                     f"{token_like[0].name} has shape {token_like[1]}; they "
+                                     "must have the same shape")
+                if array.shape[1] == 0 and batch:
+                    raise ValueError(f"{spec.name}: the sequences have length 0; every sequence "
+                                     "needs at least one token (Tokenizer.encode gives [CLS] "
+                                     "[SEP])")
+                if self._position_limit is not None:
+                    table, rows = self._position_limit
+                    check_max_position(table, array.shape[1], 0, rows)
             if array.size:
                 low, high = int(array.min()), int(array.max())
                 for table, rows in spec.tables:
