@@ -11,6 +11,7 @@ from kerasnlp4su.models import build_transformer_model
 from reference import rope, softmax
 
 from backend_utils import gradient, to_np
+from layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
 
@@ -236,22 +237,13 @@ def test_padded_keys_do_not_influence_outputs():
         np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["softmax", "linear"])
-def test_mixed_bfloat16_close_to_float32(kind):
-    layer = make_layer(position_encoding="rotary", attention_type=kind)
-    expected = to_np(layer(X, padding_mask=KEEP))
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        mixed = MultiHeadAttention(heads=2, head_size=4, position_encoding="rotary",
-                                   attention_type=kind)
-        mixed.build((None, None, 8))
-        mixed.set_weights(layer.get_weights())
-        out = mixed(X, padding_mask=KEEP)
-        assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.cast(out, "float32")),
-                                   expected, atol=0.1)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+@pytest.mark.parametrize("kwargs", [
+    {"position_encoding": "rotary"},
+    {"attention_type": "linear", "causal": True, "linear_chunk_size": 4},
+    {"scale": "entropy_invariant", "causal": True}])
+def test_layer_harness(kwargs):
+    check_layer(MultiHeadAttention, {"heads": 2, "head_size": 4, **kwargs}, X, (2, 6, 8),
+                call_kwargs={}, mixed_tolerance=0.1)
 
 
 def test_attention_layers_serialize(tmp_path):
@@ -378,20 +370,8 @@ def test_conditional_layer_norm_gradients_match_finite_differences():
             assert abs(grad[idx] - numeric) < 1e-3 * max(1, abs(numeric)), (is_x, idx)
 
 
-def test_conditional_layer_norm_mixed_bfloat16_close_to_float32():
-    cond = random_conditional_layer_norm()
+def test_conditional_layer_norm_harness():
     x = RNG.standard_normal((2, 3, 8)).astype("float32")
     c = RNG.standard_normal((2, 4)).astype("float32")
-    expected = to_np(cond([x, c]))
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        mixed = LayerNormalization(conditional=True, hidden_units=5)
-        mixed.build([(None, None, 8), (None, 4)])
-        mixed.set_weights(cond.get_weights())
-        out = mixed([x, c])
-        assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
-        assert keras.backend.standardize_dtype(mixed.gamma.dtype) == "float32"
-        np.testing.assert_allclose(to_np(keras.ops.cast(out, "float32")), expected,
-                                   atol=0.05 * np.abs(expected).max())
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    check_layer(LayerNormalization, {"conditional": True, "hidden_units": 5}, [x, c], (2, 3, 8),
+                symbolic_shapes=[(None, 8), (4,)])

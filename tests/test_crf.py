@@ -10,6 +10,7 @@ from kerasnlp4su.layers.crf import ConditionalRandomField, crf_nll
 from kerasnlp4su.viterbi import ViterbiDecoder
 
 from backend_utils import gradient, to_np
+from layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
 B, L, K = 4, 4, 3
@@ -203,6 +204,11 @@ def test_mixed_bfloat16_close_to_float32():
         np.testing.assert_allclose(loss, expected, atol=0.05)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_layer_harness():
+    check_layer(ConditionalRandomField, {"lr_multiplier": 2}, EMISSIONS, (B, L, K), mask=MASK,
+                supports_masking=True, fit_loss=lambda crf: crf.sparse_loss, fit_targets=LABELS)
 
 
 # ----------------------------------------------------------------------------- Viterbi

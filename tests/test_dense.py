@@ -8,6 +8,7 @@ from kerasnlp4su.backend import gelu_tanh
 from kerasnlp4su.layers import Dense
 
 from backend_utils import gradient, to_np
+from layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
 
@@ -67,3 +68,8 @@ def test_dense_keeps_lora_and_masks():
     ids = keras.Input((None,), dtype="int32")
     hidden = keras.layers.Embedding(10, 4, mask_zero=True)(ids)
     assert Dense(3)(hidden)._keras_mask is not None  # the padding mask flows through
+
+
+def test_layer_harness():
+    check_layer(Dense, {"units": 3, "activation": "tanh"}, RNG.standard_normal((2, 4, 5)).astype("float32"),
+                (2, 4, 3))

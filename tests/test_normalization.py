@@ -16,6 +16,7 @@ import pytest
 from kerasnlp4su.layers import LayerNormalization
 
 from backend_utils import gradient, to_np
+from layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
 FLAGS = list(itertools.product([True, False], repeat=4))  # zero_mean, unit_variance, scale, center
@@ -106,3 +107,9 @@ def test_mixed_bfloat16_normalises_in_float32():
     expected = numpy_layer_norm(rounded, to_np(layer.gamma), np.zeros(64), 1e-12)
     np.testing.assert_allclose(to_np(keras.ops.cast(out, "float32")), expected,
                                rtol=2e-2, atol=3e-2)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"zero_mean": False, "center": False}])
+def test_layer_harness(kwargs):
+    x = (1.0 + RNG.standard_normal((2, 3, 8))).astype("float32")
+    check_layer(LayerNormalization, {"epsilon": 1e-6, **kwargs}, x, (2, 3, 8), supports_masking=True)

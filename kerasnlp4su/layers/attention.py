@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, attention_scale, write_at
+from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -100,8 +101,8 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.linear_chunk_size < 1:
             raise ValueError(f"linear_chunk_size must be >= 1, got {linear_chunk_size}")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dropout = keras.layers.Dropout(self.attention_dropout)
-        self.rotary = RotaryEmbedding() if position_encoding == "rotary" else None
+        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+        self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if position_encoding == "rotary" else None
 
     def build(self, input_shape):
         shapes = input_shape if isinstance(input_shape[0], (list, tuple)) else [input_shape] * 3
@@ -183,13 +184,14 @@ class MultiHeadAttention(keras.layers.Layer):
         # beyond are unwritten slots of a fixed-capacity cache.
         keys = "bhkd" if heads_first else "bkhd"
         # Scores in float32: softmax of bf16 logits is visibly off.
-        scores = ops.einsum(f"bqhd,{keys}->bhqk", ops.cast(qw, "float32"), ops.cast(kw, "float32"))
+        work = at_least_float32(qw.dtype)
+        scores = ops.einsum(f"bqhd,{keys}->bhqk", ops.cast(qw, work), ops.cast(kw, work))
         allowed, bias = None, None  # boolean keep-mask and additive bias, both broadcastable
         if attention_mask is not None:
             if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
                 allowed = attention_mask
             else:
-                bias = ops.cast(attention_mask, "float32")
+                bias = ops.cast(attention_mask, work)
         if padding_mask is not None:
             keep = ops.cast(padding_mask, "bool")[:, None, None, :]
             allowed = keep if allowed is None else ops.logical_and(allowed, keep)
@@ -208,8 +210,9 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.scale == "standard":
             scores = scores * (1.0 / math.sqrt(self.key_size))
         elif self.scale == "entropy_invariant":
-            scores = scores * attention_scale(
-                self.key_size, self._visible_keys(scores, allowed, bias), "entropy_invariant")
+            scores = scores * ops.cast(attention_scale(
+                self.key_size, self._visible_keys(scores, allowed, bias), "entropy_invariant"),
+                scores.dtype)
         if bias is not None:
             scores = scores + bias
         if allowed is not None:
@@ -226,15 +229,16 @@ class MultiHeadAttention(keras.layers.Layer):
             visible = ops.logical_and(visible, allowed)
         if bias is not None:
             visible = ops.logical_and(visible, bias > 0.5 * NEG_INF)
-        return ops.sum(ops.cast(visible, "float32"), axis=-1, keepdims=True)
+        return ops.sum(ops.cast(visible, scores.dtype), axis=-1, keepdims=True)
 
     def _linear_attention(self, qw, kw, vw, padding_mask, offset):
         dtype = vw.dtype
-        qf = elu_plus_one(ops.cast(qw, "float32"))
-        kf = elu_plus_one(ops.cast(kw, "float32"))
-        v = ops.cast(vw, "float32")
+        work = at_least_float32(dtype)
+        qf = elu_plus_one(ops.cast(qw, work))
+        kf = elu_plus_one(ops.cast(kw, work))
+        v = ops.cast(vw, work)
         if padding_mask is not None:
-            kf = kf * ops.cast(padding_mask, "float32")[:, :, None, None]
+            kf = kf * ops.cast(padding_mask, work)[:, :, None, None]
         if self.causal:
             prefix = None
             if not (isinstance(offset, int) and offset == 0):

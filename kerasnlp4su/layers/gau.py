@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, get_activation
+from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -134,7 +135,8 @@ class GatedAttentionUnit(keras.layers.Layer):
             q, k = self.rotary.rotate(q), self.rotary.rotate(k)
         # Scores and normalisation in float32: relu(.)^2 / n and softmax lose
         # too much in bfloat16.
-        a = ops.einsum("bmd,bnd->bmn", ops.cast(q, "float32"), ops.cast(k, "float32"))
+        work = at_least_float32(q.dtype)
+        a = ops.einsum("bmd,bnd->bmn", ops.cast(q, work), ops.cast(k, work))
         if self.attention_scale:
             a = a / math.sqrt(self.key_size)
         keep = self._key_mask(mask, padding_mask)
@@ -158,12 +160,12 @@ class GatedAttentionUnit(keras.layers.Layer):
                 attention_mask = attention_mask[:, 0]
             if keras.backend.standardize_dtype(attention_mask.dtype) == "bool":
                 attention_mask = ops.where(attention_mask, 0.0, NEG_INF)
-            a = a + ops.cast(attention_mask, "float32")
+            a = a + ops.cast(attention_mask, a.dtype)
         if keep is None:
-            n = ops.cast(ops.shape(a)[-1], "float32")
+            n = ops.cast(ops.shape(a)[-1], a.dtype)
         else:
             a = ops.where(keep[:, None, :], a, NEG_INF)
-            n = ops.sum(ops.cast(keep, "float32"), axis=-1)[:, None, None]
+            n = ops.sum(ops.cast(keep, a.dtype), axis=-1)[:, None, None]
         if self.normalization == "squared_relu":
             # relu(NEG_INF) = 0, so masked keys drop out; dividing by the number
             # of real keys (not by the padded length) matches bert4keras.

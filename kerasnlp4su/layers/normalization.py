@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers.dense import Dense
 
 
@@ -89,9 +90,9 @@ class LayerNormalization(keras.layers.Layer):
                 # one pass instead of seven; it also computes in float32.
                 return ops.layer_normalization(x, self.gamma, self.beta, epsilon=self.epsilon)
         # Normalise in float32 even under mixed precision: variance of bf16
-        # activations loses too many bits.
+        # activations loses too many bits (float64 stays float64).
         dtype = x.dtype
-        x = ops.cast(x, "float32")
+        x = ops.cast(x, at_least_float32(dtype))
         if self.zero_mean:
             x = x - ops.mean(x, axis=-1, keepdims=True)
         if self.unit_variance:

@@ -1,7 +1,9 @@
-"""Small tensor-selection layers that replace bert4keras's `Lambda` layers."""
+"""Selection and pooling over the sequence axis (mask-aware), replacing bert4keras's `Lambda`s."""
 
 import keras
 from keras import ops
+
+from kerasnlp4su.backend import large_value
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
@@ -74,3 +76,47 @@ class MaskedGlobalAveragePooling(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         shape = input_shape[0]
         return (shape[0], shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class GlobalAveragePooling1D(keras.layers.GlobalAveragePooling1D):
+    """Mean over the steps the Keras mask keeps (all steps without a mask).
+
+    Keras 3's own layer already averages over kept steps; this registered
+    subclass keeps bert4keras's name importable from `kerasnlp4su.layers`.
+
+    Example:
+    >>> x = keras.ops.convert_to_tensor([[[1.0], [3.0], [9.0]]])
+    >>> GlobalAveragePooling1D()(x, mask=keras.ops.convert_to_tensor([[True, True, False]]))
+    ... # doctest: +SKIP
+    [[2.0]]
+    """
+
+
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class GlobalMaxPooling1D(keras.layers.GlobalMaxPooling1D):
+    """Max over the steps the Keras mask keeps (Keras 3's layer ignores masks).
+
+    A sequence whose steps are all masked gives `-large_value(dtype)`.
+
+    Example:
+    >>> x = keras.ops.convert_to_tensor([[[1.0], [3.0], [9.0]]])
+    >>> keep = keras.ops.convert_to_tensor([[True, True, False]])
+    >>> float(GlobalMaxPooling1D()(x, mask=keep)[0, 0])
+    3.0
+    """
+
+    def __init__(self, data_format="channels_last", **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        axis = 1 if self.data_format == "channels_last" else 2
+        if mask is not None:
+            keep = ops.cast(mask, "bool")
+            keep = keep[:, :, None] if axis == 1 else keep[:, None, :]
+            inputs = ops.where(keep, inputs, ops.cast(-large_value(inputs.dtype), inputs.dtype))
+        return ops.max(inputs, axis=axis, keepdims=self.keepdims)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
