@@ -97,10 +97,12 @@ def normalize_config(config, source="config"):
     if value is not None and (not _is_number(value) or value <= 0):
         raise ValueError(f"{source}: 'initializer_range' must be a positive number, got {value!r}")
     act = config.get("hidden_act", "gelu")
-    if not (isinstance(act, str) or callable(act)):
-        raise ValueError(f"{source}: 'hidden_act' must be an activation name such as "
-                         f"'gelu', got {act!r}")
-    _check_activation(source, "hidden_act", act)
+    # A list is bert4keras's gated feed-forward (T5 1.1: ["gelu", "linear"]).
+    for name in (act if isinstance(act, (list, tuple)) and act else [act]):
+        if not (isinstance(name, str) or callable(name)):
+            raise ValueError(f"{source}: 'hidden_act' must be an activation name such as "
+                             f"'gelu', got {act!r}")
+        _check_activation(source, "hidden_act", name)
     for key in _HEAD_KEYS:
         value = config.get(key)
         if value is None or isinstance(value, bool) or callable(value):
