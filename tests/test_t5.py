@@ -46,16 +46,16 @@ def hf_outputs(model, source, target):
 
 @pytest.fixture(scope="module")
 def models(checkpoint):
-    """`{version: (our T5 builder with logits, HF model)}`, each built once."""
+    """`get(version, with_lm)`: (our T5 builder, HF model), each built once."""
     built = {}
 
-    def get(version):
-        if version not in built:
+    def get(version, with_lm="linear"):
+        if (version, with_lm) not in built:
             config_path, ckpt = checkpoint(version)
-            t5 = build_transformer_model(config_path, ckpt, model=version, with_lm="linear",
+            t5 = build_transformer_model(config_path, ckpt, model=version, with_lm=with_lm,
                                          return_keras_model=False)
-            built[version] = t5, hf_model(version, config_path, ckpt)
-        return built[version]
+            built[version, with_lm] = t5, hf_model(version, config_path, ckpt)
+        return built[version, with_lm]
 
     return get
 
@@ -72,3 +72,41 @@ def test_encoder_and_decoder_match_transformers(models, version):
     # The decoder alone sees every encoder position: compare on the unpadded row.
     logits = t5.decoder.predict([encoded[:1], TARGET[:1]], verbose=0)
     np.testing.assert_allclose(logits, hf_logits[:1], atol=1e-4, rtol=1e-4)
+
+
+# ------------------------------------------------------------------ cached decoding
+@pytest.mark.parametrize("version", VERSIONS)
+def test_greedy_decoding_matches_recomputation_and_hf_generate(models, version):
+    from kerasnlp4su.decoding import EncoderDecoderDecoder
+
+    t5, hf = models(version, with_lm=True)  # the decoders take probabilities
+    source = SOURCE[0]
+    cached = EncoderDecoderDecoder(t5, end_id=1, maxlen=10).beam_search([source], topk=1)
+    recomputed = EncoderDecoderDecoder(t5, end_id=1, maxlen=10,
+                                       use_cache=False).beam_search([source], topk=1)
+    np.testing.assert_array_equal(cached, recomputed)
+    with torch.no_grad():
+        expected = hf.generate(torch.tensor(source[None], dtype=torch.long), num_beams=1,
+                               do_sample=False, max_new_tokens=10, min_length=0)[0].numpy()
+    np.testing.assert_array_equal(cached, expected)
+    assert len(cached) > 3  # the tiny random model must not stop at once
+
+
+def test_cached_steps_equal_the_full_model_and_beams_match(models):
+    import keras
+
+    from kerasnlp4su.decoding import EncoderDecoderDecoder
+
+    t5, _ = models("t5.1.1", with_lm=True)
+    full = t5.model.predict([SOURCE, TARGET], verbose=0)
+    probs, cache = t5.cached_forward([SOURCE, TARGET[:, :2]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(probs), full[:, :2], atol=1e-5)
+    assert len(cache.cross_kv) == t5.num_decoder_layers and cache.cross_keep is not None
+    cache = t5.reserve_cache(cache, 8)
+    for position in range(2, TARGET.shape[1]):
+        probs, cache = t5.cached_forward([TARGET[:, position:position + 1]], cache)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(probs)[:, 0], full[:, position],
+                                   atol=1e-5)
+    beams = [EncoderDecoderDecoder(t5, end_id=1, maxlen=8, use_cache=c).beam_search(
+        [SOURCE[0]], topk=3) for c in (True, False)]
+    np.testing.assert_array_equal(*beams)
