@@ -110,3 +110,66 @@ def test_cached_steps_equal_the_full_model_and_beams_match(models):
     beams = [EncoderDecoderDecoder(t5, end_id=1, maxlen=8, use_cache=c).beam_search(
         [SOURCE[0]], topk=3) for c in (True, False)]
     np.testing.assert_array_equal(*beams)
+
+
+# ------------------------------------------------------------------ names, configs, round trips
+@pytest.mark.parametrize("version", VERSIONS)
+def test_auto_detects_the_release_and_a_wrong_name_names_it(checkpoint, version):
+    from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
+
+    config_path, ckpt = checkpoint(version)
+    assert detect_model(ckpt) == version
+    assert detect_model(ckpt, read_config(config_path)) == version
+    t5 = build_transformer_model(config_path, ckpt, model="auto", return_keras_model=False)
+    assert t5.version == version and t5.decoder is not None
+    wrong = {"t5.1.0": "t5.1.1", "t5.1.1": "mt5.1.1", "mt5.1.1": "t5"}[version]
+    with pytest.raises((CheckpointMismatchError, ValueError), match=f"model='{version}'"):
+        build_transformer_model(config_path, ckpt, model=wrong)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_save_weights_as_checkpoint_writes_the_release_names_back(checkpoint, version, tmp_path):
+    from kerasnlp4su.checkpoints.readers import TF1CheckpointReader
+
+    config_path, ckpt = checkpoint(version)
+    t5 = build_transformer_model(config_path, ckpt, model=version, return_keras_model=False)
+    written = TF1CheckpointReader(t5.save_weights_as_checkpoint(str(tmp_path / "t5.ckpt")))
+    original = TF1CheckpointReader(ckpt)
+    weights = original.names()  # Adafactor slots and global_step are not weights
+    assert not any("_slot_" in n for n in weights) and written.names() == weights
+    for name in weights:
+        np.testing.assert_array_equal(written.get(name), original.get(name))
+
+
+def test_t5_pegasus_bert4keras_config_and_keep_tokens(checkpoint, models, tmp_path):
+    import json
+
+    config_path, ckpt = checkpoint("mt5.1.1")
+    t5_style = read_config(config_path)
+    # T5-PEGASUS's config.json spells the sizes bert4keras's way.
+    b4k_style = {"hidden_act": ["gelu", "linear"], "hidden_size": t5_style["d_model"],
+                 "intermediate_size": t5_style["d_ff"], "num_attention_heads": t5_style["num_heads"],
+                 "attention_head_size": t5_style["d_kv"], "num_hidden_layers": t5_style["num_layers"],
+                 "vocab_size": t5_style["vocab_size"], "relative_attention_num_buckets": 8,
+                 "relative_attention_max_distance": 20, "attention_scale": False,
+                 "is_dropout": False, "hidden_dropout_prob": 0.1}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(b4k_style))
+    full = models("mt5.1.1")[0].model  # built from the T5-style config
+    b4k = build_transformer_model(str(path), ckpt, model="mt5.1.1", with_lm="linear")
+    np.testing.assert_allclose(b4k.predict([SOURCE, TARGET], verbose=0),
+                               full.predict([SOURCE, TARGET], verbose=0), atol=1e-6)
+    keep = [0, 1, 3, 5, 9, 12, 17, 22]
+    small = build_transformer_model(str(path), ckpt, model="mt5.1.1", keep_tokens=keep,
+                                    with_lm="linear")
+    source, target = np.array([[2, 4, 6, 1]]), np.array([[0, 3, 5]])
+    lookup = np.array(keep)
+    np.testing.assert_allclose(small.predict([source, target], verbose=0),
+                               full.predict([lookup[source], lookup[target]], verbose=0)[..., keep],
+                               atol=1e-5)
+
+
+def test_unknown_feed_forward_activation_is_named(checkpoint):
+    config_path, _ = checkpoint("t5.1.1")
+    with pytest.raises(ValueError, match="feed_forward_proj='gated-swoosh'"):
+        build_transformer_model(config_path, model="t5.1.1", feed_forward_proj="gated-swoosh")

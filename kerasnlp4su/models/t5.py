@@ -45,7 +45,12 @@ _PROJ_ACTIVATIONS = {"relu": "relu", "gelu": "gelu_tanh", "gelu_new": "gelu_tanh
 
 
 def _feed_forward(version, hidden_act, feed_forward_proj):
-    """`(activation, gated)` from a T5 (`feed_forward_proj`) or bert4keras (`hidden_act`) config."""
+    """`(activation, gated)` from a T5 (`feed_forward_proj`) or bert4keras (`hidden_act`) config.
+
+    The release decides the gating (its checkpoints hold `wi` or `wi_0`/`wi_1`):
+    a config of another release then fails at loading, where the family
+    check names the right `model=`.
+    """
     if feed_forward_proj is not None:
         gated = feed_forward_proj.startswith("gated-")
         name = feed_forward_proj[len("gated-"):] if gated else feed_forward_proj
@@ -65,13 +70,7 @@ def _feed_forward(version, hidden_act, feed_forward_proj):
         activation = "relu" if version == "t5.1.0" else "gelu_tanh"
     if activation == "gelu":
         activation = "gelu_tanh"  # mesh-TF's gelu is the tanh approximation
-    if gated != (version != "t5.1.0"):
-        raise ValueError(
-            f"a {version} checkpoint has a {'gated (wi_0/wi_1)' if version != 't5.1.0' else 'plain (wi)'}"
-            f" feed-forward, but the config asks for a {'gated' if gated else 'plain'} one "
-            f"(hidden_act={hidden_act!r}, feed_forward_proj={feed_forward_proj!r}); pass the "
-            "model= of the checkpoint's release")
-    return activation, gated
+    return activation, version != "t5.1.0"
 
 
 class T5_Base(Transformer):
