@@ -173,3 +173,28 @@ def test_unknown_feed_forward_activation_is_named(checkpoint):
     config_path, _ = checkpoint("t5.1.1")
     with pytest.raises(ValueError, match="feed_forward_proj='gated-swoosh'"):
         build_transformer_model(config_path, model="t5.1.1", feed_forward_proj="gated-swoosh")
+
+
+# ------------------------------------------------------------------ HF safetensors
+@pytest.mark.parametrize("version", VERSIONS)
+def test_hf_files_load_and_export_both_ways(models, version, tmp_path):
+    from kerasnlp4su.models.hf import load_hf_model, save_weights_as_hf
+
+    t5, hf = models(version)
+    _, hf_logits = hf_outputs(hf, SOURCE, TARGET)
+    hf.save_pretrained(tmp_path / "from_hf")  # transformers' own safetensors file
+    read = load_hf_model(str(tmp_path / "from_hf"), return_keras_model=False, with_lm="linear")
+    assert read.version == version
+    np.testing.assert_allclose(read.model.predict([SOURCE, TARGET], verbose=0), hf_logits,
+                               atol=1e-4, rtol=1e-4)
+    save_weights_as_hf(t5, tmp_path / "ours")
+    cls = (transformers.MT5ForConditionalGeneration if version == "mt5.1.1"
+           else transformers.T5ForConditionalGeneration)
+    exported = cls.from_pretrained(tmp_path / "ours").eval()
+    _, logits = hf_outputs(exported, SOURCE, TARGET)
+    np.testing.assert_allclose(logits, hf_logits, atol=1e-5)
+    back = load_hf_model(str(tmp_path / "ours"), return_keras_model=False, with_lm="linear")
+    expected = t5.checkpoint_tensors()
+    assert back.checkpoint_tensors().keys() == expected.keys()
+    for name, value in back.checkpoint_tensors().items():
+        np.testing.assert_array_equal(value, expected[name])

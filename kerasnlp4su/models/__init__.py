@@ -10,11 +10,13 @@ from kerasnlp4su.models.build import MODEL_REGISTRY, build_transformer_model, re
 from kerasnlp4su.models.electra import ELECTRA, ELECTRAGenerator
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
+from kerasnlp4su.models.t5 import T5, T5_Base, T5_Decoder, T5_Encoder
 from kerasnlp4su.models.transformer import Transformer
 
 __all__ = [
     "ALBERT", "ALBERTUnshared", "BERT", "ELECTRA", "ELECTRAGenerator", "FAMILIES", "Family",
-    "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "Transformer", "build_transformer_model",
+    "MODEL_REGISTRY", "RoFormer", "RoFormerV2", "T5", "T5_Base", "T5_Decoder", "T5_Encoder",
+    "Transformer", "build_transformer_model",
     "register_family", "register_model",
 ]
 

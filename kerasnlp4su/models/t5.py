@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import no_grad, write_at
+from kerasnlp4su.checkpoints.names import DENSE, MATRIX, TABLE, VECTOR, HFFamily
 from kerasnlp4su.checkpoints.signatures import Signature
 from kerasnlp4su.layers.attention import MultiHeadAttention
 from kerasnlp4su.layers.dense import Dense
@@ -519,8 +520,96 @@ def tiny_config(version):
             "feed_forward_proj": "relu" if version == "t5.1.0" else "gated-gelu"}
 
 
+# ------------------------------------------------------------------ HF (transformers) format
+def hf_rules(version):
+    """Official mesh-TF name <-> `transformers` T5/MT5 name, for one release."""
+    norm = "rms_norm" if version == "mt5.1.1" else "layer_norm"
+    final = "rms_norm" if version == "mt5.1.1" else "final_layer_norm"
+    wis = ["wi"] if version == "t5.1.0" else ["wi_0", "wi_1"]
+    rules = [(TABLE, "shared/embedding", "shared", "encoder.embed_tokens", "decoder.embed_tokens")]
+    for stack in ("encoder", "decoder"):
+        rules.append((MATRIX, f"{stack}/block_000/layer_000/SelfAttention/relative_attention_bias",
+                      f"{stack}.block.0.layer.0.SelfAttention.relative_attention_bias"))
+        layers = ["SelfAttention"] + (["EncDecAttention"] if stack == "decoder" else [])
+        o, h = f"{stack}/block_{{i:03d}}", f"{stack}.block.{{i}}"
+        for index, name in enumerate(layers + ["DenseReluDense"]):
+            rules.append((VECTOR, f"{o}/layer_{index:03d}/{norm}/scale",
+                          f"{h}.layer.{index}.layer_norm.weight"))
+            if name == "DenseReluDense":
+                rules += [(DENSE, f"{o}/layer_{index:03d}/{name}/{w}", f"{h}.layer.{index}.{name}.{w}")
+                          for w in wis + ["wo"]]
+            else:
+                rules += [(MATRIX, f"{o}/layer_{index:03d}/{name}/{x}", f"{h}.layer.{index}.{name}.{x}")
+                          for x in "qkvo"]
+        rules.append((VECTOR, f"{stack}/{final}/scale", f"{stack}.final_layer_norm.weight"))
+    if version != "t5.1.0":
+        rules.append((DENSE, "decoder/logits", "lm_head"))
+    return rules
+
+
+_HF_ACTIVATION_NAMES = {"relu": "relu", "gelu_tanh": "gelu_new", "gelu_erf": "gelu", "silu": "silu"}
+
+
+def _hf_is_gated(config):
+    return str(config.get("feed_forward_proj", "relu")).startswith("gated-")
+
+
+def _hf_read_config(version):
+    def read(config, source):
+        gated = _hf_is_gated(config)
+        tied = config.get("tie_word_embeddings", True)
+        if gated == tied:
+            raise ValueError(
+                f"{source}: feed_forward_proj={config.get('feed_forward_proj')!r} with "
+                f"tie_word_embeddings={tied} is neither T5 1.0 (relu, tied) nor 1.1 (gated, "
+                "untied); kerasnlp4su reads those releases")
+        keys = {"d_model": "hidden_size", "d_ff": "intermediate_size",
+                "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+                "d_kv": "attention_head_size", "num_decoder_layers": "num_decoder_layers",
+                "relative_attention_num_buckets": "relative_attention_num_buckets",
+                "relative_attention_max_distance": "relative_attention_max_distance",
+                "dropout_rate": "dropout_rate", "layer_norm_epsilon": "layer_norm_epsilon"}
+        kwargs = {ours: config[key] for key, ours in keys.items() if config.get(key) is not None}
+        kwargs["feed_forward_proj"] = config.get("feed_forward_proj", "relu")
+        return kwargs
+
+    return read
+
+
+def _hf_config_writer(version):
+    def write(t):
+        if t.attention_dropout_rate:
+            raise ValueError(f"the {t.model_type} model cannot be written in the HF format: "
+                             "transformers' T5 has no separate attention dropout")
+        if t.hidden_act not in _HF_ACTIVATION_NAMES or (t.gated and t.hidden_act == "gelu_erf"):
+            raise ValueError(f"the {t.model_type} model cannot be written in the HF format: "
+                             f"transformers' T5 has no {'gated ' if t.gated else ''}"
+                             f"hidden_act={t.hidden_act!r}")
+        act = _HF_ACTIVATION_NAMES[t.hidden_act]
+        proj = ("gated-gelu" if act == "gelu_new" else f"gated-{act}") if t.gated else act
+        mt5 = version == "mt5.1.1"
+        return {"architectures": ["MT5ForConditionalGeneration" if mt5
+                                  else "T5ForConditionalGeneration"],
+                "model_type": "mt5" if mt5 else "t5", "vocab_size": t.vocab_size,
+                "d_model": t.hidden_size, "d_kv": t.attention_head_size,
+                "d_ff": t.intermediate_size, "num_layers": t.num_hidden_layers,
+                "num_decoder_layers": t.num_decoder_layers, "num_heads": t.num_attention_heads,
+                "relative_attention_num_buckets": t.relative_attention_num_buckets,
+                "relative_attention_max_distance": t.relative_attention_max_distance,
+                "dropout_rate": t.dropout_rate,
+                "layer_norm_epsilon": float(t.layer_norm_kwargs["epsilon"]),
+                "feed_forward_proj": proj, "tie_word_embeddings": version == "t5.1.0",
+                "is_encoder_decoder": True, "pad_token_id": 0, "eos_token_id": 1,
+                "decoder_start_token_id": 0, "torch_dtype": "float32"}
+
+    return write
+
+
 def _version_class(base, version, suffix):
-    cls = type(f"{base.__name__}_{version.replace('.', '_')}", (base,),
+    # T5_1_1, T5_1_1_Encoder, MT5_1_1_Decoder, ...
+    prefix = "MT5" if version.startswith("mt5") else "T5"
+    name = f"{prefix}_{version.split('.', 1)[1].replace('.', '_')}{suffix.title()}"
+    cls = type(name, (base,),
                {"version": version, "__doc__": f"{base.__name__} reading {version} checkpoints.",
                 "__module__": __name__})
     return cls
@@ -553,5 +642,8 @@ for _version in VERSIONS:
         _models.update({f"t5{suffix}": cls for suffix, cls in _classes.items()})
     register_family(Family(
         _version, _models, signature=_SIGNATURES[_version], config_keys=CONFIG_KEYS,
-        hf_unsupported="T5 HF files: not yet",
+        hf=HFFamily(_version, "", "mt5" if _version == "mt5.1.1" else "t5", hf_rules(_version)),
+        hf_select=None if _version == "mt5.1.1" else (
+            lambda config, gated=(_version == "t5.1.1"): _hf_is_gated(config) == gated),
+        hf_read_config=_hf_read_config(_version), hf_config_writer=_hf_config_writer(_version),
         tiny_config=tiny_config(_version), tiny_tensors=t5_tensors(_version)))
