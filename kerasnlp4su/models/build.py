@@ -265,11 +265,12 @@ def build_from_config(model, config, kwargs, source, application="encoder",
     model_cls = get_model_class(model)
     _check_keyword_arguments(model_cls, kwargs)
     config = dict(config)
+    config.update(kwargs)
+    # Keyword arguments may use the family's own spelling too (T5's `d_model`).
     family = FAMILIES.get(getattr(model_cls, "family", None))
     for official, ours in (family.config_keys.items() if family else ()):
         if official in config and config.get(ours) is None:
             config[ours] = config.pop(official)
-    config.update(kwargs)
     config = normalize_config(config, source)
     if not isinstance(application, str):
         raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")
