@@ -47,15 +47,16 @@ def hf_outputs(model, source, target):
 @pytest.fixture(scope="module")
 def models(checkpoint):
     """`get(version, with_lm)`: (our T5 builder, HF model), each built once."""
-    built = {}
+    built, hf = {}, {}
 
     def get(version, with_lm="linear"):
+        config_path, ckpt = checkpoint(version)
+        if version not in hf:
+            hf[version] = hf_model(version, config_path, ckpt)
         if (version, with_lm) not in built:
-            config_path, ckpt = checkpoint(version)
-            t5 = build_transformer_model(config_path, ckpt, model=version, with_lm=with_lm,
-                                         return_keras_model=False)
-            built[version, with_lm] = t5, hf_model(version, config_path, ckpt)
-        return built[version, with_lm]
+            built[version, with_lm] = build_transformer_model(
+                config_path, ckpt, model=version, with_lm=with_lm, return_keras_model=False)
+        return built[version, with_lm], hf[version]
 
     return get
 
@@ -198,3 +199,34 @@ def test_hf_files_load_and_export_both_ways(models, version, tmp_path):
     assert back.checkpoint_tensors().keys() == expected.keys()
     for name, value in back.checkpoint_tensors().items():
         np.testing.assert_array_equal(value, expected[name])
+
+
+def test_attention_with_precomputed_keys_values_and_position_bias():
+    import keras
+
+    from kerasnlp4su.layers import MultiHeadAttention
+
+    rng = np.random.default_rng(0)
+    query, context = rng.normal(size=(2, 3, 8)), rng.normal(size=(2, 5, 8))
+    bias = rng.normal(size=(3, 5, 2))
+    keep = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
+    attention = MultiHeadAttention(heads=2, head_size=4, use_bias=False, scale="none")
+    expected = attention([query, context, context], padding_mask=keep, position_bias=bias)
+    kv = attention.project_key_value(context)
+    got = attention(query, key_value=kv, padding_mask=keep, position_bias=bias)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got),
+                               keras.ops.convert_to_numpy(expected), atol=1e-6)
+    # NumPy: softmax(q k^T + bias) v per head, masked keys dropped, no 1/sqrt(d) scale.
+    w = {p: keras.ops.convert_to_numpy(getattr(attention, f"{p}_dense").kernel)
+         for p in ("query", "key", "value", "output")}
+    q = (query @ w["query"]).reshape(2, 3, 2, 4)
+    k = (context @ w["key"]).reshape(2, 5, 2, 4)
+    v = (context @ w["value"]).reshape(2, 5, 2, 4)
+    scores = np.einsum("bqhd,bkhd->bhqk", q, k) + bias.transpose(2, 0, 1)[None]
+    scores = np.where(keep[:, None, None, :], scores, -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    out = np.einsum("bhqk,bkhd->bqhd", probs, v).reshape(2, 3, 8) @ w["output"]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), out, atol=1e-5)
+    with pytest.raises(ValueError, match="application='lm' is not supported by T5"):
+        build_transformer_model(model="t5", application="lm", **tiny_checkpoints.CONFIGS["t5.1.0"])

@@ -116,6 +116,13 @@ class T5_Base(Transformer):
         if attention_scale not in (None, False, "none"):
             raise ValueError(f"T5 attention has no score scale; got attention_scale={attention_scale!r}")
         kwargs.pop("with_mlm", None)
+        unsupported = {"application": (kwargs.get("application", "encoder"), "encoder"),
+                       "attention_type": (kwargs.get("attention_type", "softmax"), "softmax"),
+                       "layer_norm_cond": (kwargs.get("layer_norm_cond"), None)}
+        for key, (value, allowed) in unsupported.items():
+            if value != allowed:
+                raise ValueError(f"{key}={value!r} is not supported by T5 "
+                                 f"(an encoder-decoder with softmax attention); leave it {allowed!r}")
         super().__init__(vocab_size, hidden_size, num_hidden_layers, num_attention_heads,
                          intermediate_size, hidden_act=activation, attention_scale="none",
                          segment_vocab_size=0, **kwargs)
