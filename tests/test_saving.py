@@ -358,6 +358,11 @@ MODEL_CASES = {
     "gpt2_ml": dict(final_activation="linear"),
     "bert-linear-attention": dict(attention_type="linear", application="lm"),
     "bert-conditional-layernorm": dict(layer_norm_cond=4, layer_norm_cond_hidden_size=6),
+    # T5: `.model` takes [encoder ids, decoder ids], `_decoder` [encoder output, decoder ids].
+    "t5": dict(), "t5_encoder": dict(), "t5_decoder": dict(),
+    "t5.1.0": dict(), "t5.1.0_encoder": dict(), "t5.1.0_decoder": dict(with_lm="linear"),
+    "t5.1.1": dict(), "t5.1.1_encoder": dict(), "t5.1.1_decoder": dict(),
+    "mt5.1.1": dict(with_lm=False), "mt5.1.1_encoder": dict(), "mt5.1.1_decoder": dict(),
 }
 
 
@@ -373,6 +378,8 @@ def test_model_round_trips_keras_and_weights_h5(case, tmp_path):
     def build():
         model = build_transformer_model(model=name, **TINY_CONFIG, **kwargs)
         inputs = [IDS, SEGS][:len(model.inputs)]
+        if name.endswith("_decoder"):
+            inputs = [H, IDS]
         if kwargs.get("layer_norm_cond"):
             inputs.append(np.random.default_rng(2).normal(size=(2, 4)).astype("float32"))
         return model, inputs

@@ -10,12 +10,16 @@ both sides. The kind fixes the leaf names: official `kernel`/`bias` <-> HF
 `weight` (transposed: torch `Linear` stores `(out, in)`) / `bias`;
 `gamma`/`beta` <-> `weight`/`bias`; an embedding table `X` <-> `X.weight`;
 a bare vector `X` <-> `X`; an NSP-style classifier's `output_weights`
-(already `(2, hidden)`) <-> `weight` untransposed.
+(already `(2, hidden)`) <-> `weight` untransposed; a bare matrix `X` <->
+`X.weight` transposed. `{i:03d}` stands for a zero-padded layer index
+(mesh-TF's `block_000`) and matches the plain `{i}` of the other side.
 """
 
 import re
 
 DENSE, NORM, TABLE, VECTOR, CLASSIFIER = "dense", "norm", "table", "vector", "classifier"
+#: a bare official matrix stored transposed in HF (mesh-TF T5's `SelfAttention/q` <-> `q.weight`).
+MATRIX = "matrix"
 
 # (official leaf, HF leaf, transpose) for each kind; `None` leaf: the module
 # name is the variable name itself.
@@ -25,6 +29,7 @@ _LEAVES = {
     TABLE: ((None, "weight", False),),
     VECTOR: ((None, None, False),),
     CLASSIFIER: (("output_weights", "weight", False), ("output_bias", "bias", False)),
+    MATRIX: ((None, "weight", True),),
 }
 
 
@@ -55,7 +60,12 @@ def norm_names(keras_path, official_path, center=True, scale=True):
 
 
 def _template_regex(template):
-    return re.compile(re.escape(template).replace(r"\{i\}", r"(?P<i>\d+)"))
+    return re.compile(re.sub(r"\\\{i(?::0\d+d)?\\\}", r"(?P<i>\\d+)", re.escape(template)))
+
+
+def _fill(template, match):
+    # Indices are numbers on both sides: `block_{i:03d}` <-> `block.{i}`.
+    return template.format(**{k: int(v) for k, v in match.groupdict().items()})
 
 
 def modern_key(key):
@@ -106,7 +116,7 @@ class HFFamily:
         for regex, hf_names, transpose in self._official_re:
             m = regex.fullmatch(official_name)
             if m:
-                return hf_names[0].format(**m.groupdict()), transpose
+                return _fill(hf_names[0], m), transpose
         return None
 
     def to_official(self, hf_name):
@@ -114,6 +124,6 @@ class HFFamily:
         for regex, official, transpose, rank in self._hf_re:
             m = regex.fullmatch(hf_name)
             if m:
-                return official.format(**m.groupdict()), transpose, rank
+                return _fill(official, m), transpose, rank
         return None
 

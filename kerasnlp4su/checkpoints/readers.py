@@ -11,9 +11,14 @@ _IGNORED_SUFFIXES = ("/adam_m", "/adam_v", "/Adam", "/Adam_1", "/lamb_m", "/lamb
 _IGNORED_NAMES = ("global_step", "_CHECKPOINTABLE_OBJECT_GRAPH", "good_steps", "loss_scale")
 
 
+# Adafactor's slots in mesh-TF (T5) checkpoints: `<variable>_slot_vc`, `_slot_vr`, `_slot_v`.
+_ADAFACTOR_SLOT = re.compile(r".*_slot_(vc|vr|v|m)")
+
+
 def is_training_state(name):
     """True for optimizer slots, step counters and similar non-weights."""
-    return name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
+    return (name in _IGNORED_NAMES or name.endswith(_IGNORED_SUFFIXES)
+            or _ADAFACTOR_SLOT.fullmatch(name) is not None)
 
 
 class CheckpointReader:

@@ -5,7 +5,8 @@
   `top_k_top_p_filter`. NumPy only.
 * `constraints`: `Trie`, a prefix tree restricting generation to stored
   token-id sequences.
-* `cached`: `Seq2SeqDecoder` (UniLM) and `LMDecoder`, ready-made decoders
+* `cached`: `Seq2SeqDecoder` (UniLM), `LMDecoder` and `EncoderDecoderDecoder`
+  (T5), ready-made decoders
   for a `Transformer` builder that feed only the new token each step,
   keeping earlier keys/values in a `KVCache` (`kerasnlp4su.models.cache`),
   with the step traced by `tf.function` or `jax.jit`.
@@ -15,7 +16,7 @@
 importable here for code and `.keras` files that used it.
 """
 
-from kerasnlp4su.decoding.cached import LMDecoder, Seq2SeqDecoder
+from kerasnlp4su.decoding.cached import EncoderDecoderDecoder, LMDecoder, Seq2SeqDecoder
 from kerasnlp4su.decoding.constraints import Trie
 from kerasnlp4su.decoding.search import AutoRegressiveDecoder, softmax, top_k_top_p_filter
 from kerasnlp4su.decoding.viterbi import ViterbiDecoder
@@ -23,6 +24,6 @@ from kerasnlp4su.layers.pooling import LastToken
 from kerasnlp4su.models.cache import KVCache
 
 __all__ = [
-    "AutoRegressiveDecoder", "KVCache", "LMDecoder", "LastToken", "Seq2SeqDecoder", "Trie",
+    "AutoRegressiveDecoder", "EncoderDecoderDecoder", "KVCache", "LMDecoder", "LastToken", "Seq2SeqDecoder", "Trie",
     "ViterbiDecoder", "softmax", "top_k_top_p_filter",
 ]

@@ -15,7 +15,7 @@ from kerasnlp4su.backend import no_grad
 from kerasnlp4su.decoding.search import AutoRegressiveDecoder
 from kerasnlp4su.models.cache import check_cache_support
 
-__all__ = ["LMDecoder", "Seq2SeqDecoder"]
+__all__ = ["EncoderDecoderDecoder", "LMDecoder", "Seq2SeqDecoder"]
 
 
 class _CacheState:
@@ -66,7 +66,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         if not hasattr(transformer, "cached_forward") or transformer.model is None:
             raise TypeError("pass the Transformer builder (build_transformer_model(..., "
                             "return_keras_model=False)), not a keras.Model")
-        if transformer.application != self.application:
+        if self.application is not None and transformer.application != self.application:
             raise ValueError(f"{type(self).__name__} needs application={self.application!r}, "
                              f"the transformer was built with {transformer.application!r}")
         if transformer.layer_norm_cond is not None:
@@ -323,3 +323,47 @@ class LMDecoder(_TransformerDecoder):
             return empty, empty
         token_ids = np.asarray(inputs[0], dtype="int32")[:batch]
         return token_ids, np.zeros_like(token_ids)
+
+
+class EncoderDecoderDecoder(_TransformerDecoder):
+    """Seq2seq decoding of an encoder-decoder builder (T5) with a KV cache.
+
+    `inputs` is `[source_token_ids]`. The encoder runs once, in the first
+    (prefix) pass, which also projects its output into every decoder block's
+    cross-attention keys/values (the `KVCache`'s cross entries); each later
+    step runs only the newest decoder token through the decoder stack.
+    T5 starts decoding from token 0 (`start_id=0`, its pad id).
+    `use_cache=False` reruns encoder and decoder on everything each step,
+    as bert4keras's T5 examples do.
+
+    Example:
+    >>> t5 = build_transformer_model(config, ckpt, model="mt5.1.1",
+    ...                              return_keras_model=False)  # doctest: +SKIP
+    >>> decoder = EncoderDecoderDecoder(t5, end_id=1, maxlen=32)  # doctest: +SKIP
+    >>> decoder.beam_search([source_ids], topk=3)  # doctest: +SKIP
+    """
+
+    def __init__(self, transformer, end_id, maxlen, start_id=0, minlen=1, use_cache=True,
+                 compile_step=True):
+        if getattr(transformer, "encoder", None) is None:
+            raise TypeError("EncoderDecoderDecoder needs an encoder-decoder builder with "
+                            ".encoder and .decoder (build_transformer_model(..., model='t5', "
+                            "return_keras_model=False))")
+        super().__init__(transformer, end_id, maxlen, start_id, minlen, use_cache, compile_step)
+
+    def _source(self, inputs, batch):
+        return np.asarray(inputs[0], dtype="int32")[:batch]
+
+    @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
+    def predict(self, inputs, output_ids, states):
+        output_ids = output_ids.astype("int32")
+        if not self.use_cache:
+            return self._full_last([self._source(inputs, len(output_ids)), output_ids]), None
+        if states is None:
+            probas, cache = self._prefix([self._source(inputs, len(output_ids)), output_ids])
+            needed = output_ids.shape[1] + self.maxlen
+            cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
+                                                   * self.cache_block)
+            return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+        probas, cache = self._step([output_ids[:, states.consumed:]], states)
+        return probas, _CacheState(self.transformer, cache, output_ids.shape[1])

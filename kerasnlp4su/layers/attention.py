@@ -36,6 +36,13 @@ class MultiHeadAttention(keras.layers.Layer):
       `(output, new_cache)`. RoPE positions continue from the cache length.
       Heads come before positions so a decoding step multiplies the cached
       keys and values as they lie, without transposing the whole cache.
+    * `position_bias`: `(q_len, k_len, heads)` additive bias, as
+      `RelativePositionEmbeddingT5` returns it (T5's relative positions);
+      it is added to every batch row's scores.
+    * `key_value`: precomputed `(keys, values)`, heads first `(batch, heads,
+      k_len, size)`, as `project_key_value` returns them; `inputs` is then
+      the query alone. An encoder-decoder's cached decoding projects the
+      encoder output once and reuses it at every step (cross-attention).
     * `cache_index` (with `cache`): the buffers have a fixed capacity and
       hold `cache_index` valid positions; the new keys/values are written
       at `cache_index` instead of appended, so every step has the same
@@ -144,8 +151,21 @@ class MultiHeadAttention(keras.layers.Layer):
     def _split_heads(self, x, size):
         return ops.reshape(x, ops.shape(x)[:2] + (self.heads, size))
 
+    def project_key_value(self, context):
+        """`(keys, values)` of `context`, heads first: `(batch, heads, length, size)`.
+
+        What `key_value=` takes: cross-attention keys/values computed once.
+        """
+        swap = (0, 2, 1, 3)
+        return (ops.transpose(self._split_heads(self.key_dense(context), self.key_size), swap),
+                ops.transpose(self._split_heads(self.value_dense(context), self.head_size), swap))
+
     def call(self, inputs, attention_mask=None, padding_mask=None, cache=None, cache_index=None,
-             relative_keys=None, relative_values=None, training=None, mask=None):
+             relative_keys=None, relative_values=None, position_bias=None, key_value=None,
+             training=None, mask=None):
+        if key_value is not None:
+            return self._call_precomputed(inputs, key_value, attention_mask, padding_mask,
+                                          position_bias, cache, training)
         if isinstance(inputs, (list, tuple)):
             q, k, v = inputs
         else:
@@ -195,7 +215,8 @@ class MultiHeadAttention(keras.layers.Layer):
             o, logits = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, offset,
                                                 training, heads_first=heads_first,
                                                 key_limit=key_limit,
-                                                relative=(relative_keys, relative_values))
+                                                relative=(relative_keys, relative_values),
+                                                position_bias=position_bias)
         o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
         o = self.output_dense(o)
         if heads_first:
@@ -204,8 +225,22 @@ class MultiHeadAttention(keras.layers.Layer):
             return [o, logits]
         return o
 
+    def _call_precomputed(self, inputs, key_value, attention_mask, padding_mask, position_bias,
+                          cache, training):
+        if cache is not None or self.attention_type != "softmax" or self.rotary is not None:
+            raise ValueError(f"{self.name}: key_value (precomputed keys/values) works with "
+                             "softmax attention without RoPE and without a cache")
+        q = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        qw = self._split_heads(self.query_dense(q), self.key_size)
+        kw, vw = key_value
+        o, _ = self._softmax_attention(qw, kw, vw, attention_mask, padding_mask, 0, training,
+                                       heads_first=True, position_bias=position_bias)
+        o = ops.reshape(o, ops.shape(o)[:2] + (self.heads * self.head_size,))
+        return self.output_dense(o)
+
     def _softmax_attention(self, qw, kw, vw, attention_mask, padding_mask, offset, training,
-                           heads_first=False, key_limit=None, relative=(None, None)):
+                           heads_first=False, key_limit=None, relative=(None, None),
+                           position_bias=None):
         # `kw`/`vw` are (batch, keys, heads, d), or (batch, heads, keys, d)
         # with `heads_first` (the KV-cache layout). Keys at `key_limit` and
         # beyond are unwritten slots of a fixed-capacity cache.
@@ -247,6 +282,8 @@ class MultiHeadAttention(keras.layers.Layer):
         logits = scores  # before bias and mask: what return_attention_scores gives
         if bias is not None:
             scores = scores + bias
+        if position_bias is not None:  # (q, k, heads) -> (1, heads, q, k)
+            scores = scores + ops.transpose(ops.cast(position_bias, work), (2, 0, 1))[None]
         if allowed is not None:
             scores = ops.where(allowed, scores, NEG_INF)
         probs = ops.softmax(scores, axis=-1)

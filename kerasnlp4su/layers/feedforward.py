@@ -12,6 +12,10 @@ class FeedForward(keras.layers.Layer):
 
     Sub-layers are named `intermediate` and `output` so checkpoint mappings
     can address them by path (`Transformer-0-FeedForward/intermediate/kernel`).
+    A list of activations makes a gated unit (GLU, bert4keras semantics):
+    one `Dense(units, activation)` per entry (`intermediate`,
+    `intermediate_1`, ...), multiplied elementwise; T5 1.1 is
+    `["gelu_tanh", "linear"]`.
 
     Example:
     >>> FeedForward(16, activation="gelu_tanh")(keras.ops.ones((2, 3, 4))).shape
@@ -23,23 +27,34 @@ class FeedForward(keras.layers.Layer):
         super().__init__(**kwargs)
         self.supports_masking = True
         self.units = int(units)
-        self.activation = activation
+        self.activation = list(activation) if isinstance(activation, (list, tuple)) else activation
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        get_activation(activation)  # fail early on an unknown name
+        for name in self._activations():
+            get_activation(name)  # fail early on an unknown name
+
+    def _activations(self):
+        return self.activation if isinstance(self.activation, list) else [self.activation]
 
     def build(self, input_shape):
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
-        self.intermediate = Dense(
-            self.units, activation=get_activation(self.activation), name="intermediate", **common)
-        self.intermediate.build(input_shape)
+        self.gates = []
+        for index, activation in enumerate(self._activations()):
+            name = "intermediate" if index == 0 else f"intermediate_{index}"
+            layer = Dense(self.units, activation=get_activation(activation), name=name, **common)
+            layer.build(input_shape)
+            self.gates.append(layer)
+        self.intermediate = self.gates[0]
         self.output_dense = Dense(input_shape[-1], name="output", **common)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 
     def call(self, inputs):
-        return self.output_dense(self.intermediate(inputs))
+        x = self.intermediate(inputs)
+        for gate in self.gates[1:]:
+            x = x * gate(inputs)
+        return self.output_dense(x)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -13,9 +13,13 @@ import numpy as np
 from keras import ops
 
 
-def relative_offsets(query_length, key_length):
-    """`key_position - query_position` as an int32 `(query_length, key_length)` grid."""
-    q = ops.arange(query_length, dtype="int32")[:, None]
+def relative_offsets(query_length, key_length, query_offset=0):
+    """`key_position - query_position` as an int32 `(query_length, key_length)` grid.
+
+    Queries sit at positions `query_offset, query_offset + 1, ...` (a cached
+    decoding step's new tokens), keys at `0, 1, ...`.
+    """
+    q = ops.arange(query_length, dtype="int32")[:, None] + ops.cast(query_offset, "int32")
     k = ops.arange(key_length, dtype="int32")[None, :]
     return k - q
 
@@ -32,7 +36,7 @@ def clipped_relative_ids(query_length, key_length, max_distance):
 
 
 def t5_relative_buckets(query_length, key_length, num_buckets=32, max_distance=128,
-                        bidirectional=True):
+                        bidirectional=True, query_offset=0):
     """T5's bucket of each `(query, key)` pair, an int32 `(query_length, key_length)` grid.
 
     Offsets below half the buckets (of each direction when bidirectional)
@@ -46,7 +50,7 @@ def t5_relative_buckets(query_length, key_length, num_buckets=32, max_distance=1
     >>> keras.ops.convert_to_numpy(t5_relative_buckets(1, 3, 8, 16)).tolist()
     [[0, 5, 6]]
     """
-    distance = -relative_offsets(query_length, key_length)  # query - key
+    distance = -relative_offsets(query_length, key_length, query_offset)  # query - key
     buckets = ops.zeros_like(distance)
     if bidirectional:
         num_buckets //= 2
@@ -116,13 +120,16 @@ class RelativePositionEmbedding(keras.layers.Layer):
                                           initializer=self.embeddings_initializer)
         self.built = True
 
-    def position_ids(self, query_length, key_length):
+    def position_ids(self, query_length, key_length, query_offset=0):
         """The table row of each `(query, key)` pair, int32 `(query_length, key_length)`."""
-        return clipped_relative_ids(query_length, key_length, (self.input_dim - 1) // 2)
+        offsets = ops.clip(relative_offsets(query_length, key_length, query_offset),
+                           -((self.input_dim - 1) // 2), (self.input_dim - 1) // 2)
+        return offsets + (self.input_dim - 1) // 2
 
-    def call(self, inputs):
+    def call(self, inputs, query_offset=0):
+        """`query_offset`: position of the first query (a cached decoding step's new tokens)."""
         queries, keys = inputs
-        ids = self.position_ids(ops.shape(queries)[1], ops.shape(keys)[1])
+        ids = self.position_ids(ops.shape(queries)[1], ops.shape(keys)[1], query_offset)
         return ops.take(ops.cast(self.embeddings, self.compute_dtype), ids, axis=0)
 
     def compute_output_shape(self, input_shape):
@@ -160,9 +167,9 @@ class RelativePositionEmbeddingT5(RelativePositionEmbedding):
         self.max_distance = int(max_distance)
         self.bidirectional = bool(bidirectional)
 
-    def position_ids(self, query_length, key_length):
+    def position_ids(self, query_length, key_length, query_offset=0):
         return t5_relative_buckets(query_length, key_length, self.input_dim, self.max_distance,
-                                   self.bidirectional)
+                                   self.bidirectional, query_offset)
 
     def get_config(self):
         return {**super().get_config(), "max_distance": self.max_distance,

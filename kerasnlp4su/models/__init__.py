@@ -23,6 +23,7 @@ from kerasnlp4su.models.gpt2_ml import GPT2_ML
 from kerasnlp4su.models.nezha import NEZHA
 from kerasnlp4su.models.registry import FAMILIES, Family, register_family
 from kerasnlp4su.models.roformer import RoFormer, RoFormerV2
+from kerasnlp4su.models.t5 import T5, T5_Base, T5_Decoder, T5_Encoder
 from kerasnlp4su.models.transformer import Transformer
 from kerasnlp4su.models.transformer_model import TransformerModel
 
@@ -33,9 +34,9 @@ Model = keras.Model
 __all__ = [
     "ALBERT", "ALBERTUnshared", "ALBERT_Unshared", "BERT", "ELECTRA", "ELECTRAGenerator",
     "FAMILIES", "Family", "GAU_alpha", "GPT", "GPT2", "GPT2_ML", "LM_Mask", "MODEL_REGISTRY",
-    "Model", "NEZHA", "RoFormer", "RoFormerV2", "Transformer", "TransformerModel", "UniLM_Mask",
-    "build_transformer_model", "data_parallel", "extend_with_language_model",
-    "extend_with_unified_language_model", "register_family",
+    "Model", "NEZHA", "RoFormer", "RoFormerV2", "T5", "T5_Base", "T5_Decoder", "T5_Encoder",
+    "Transformer", "TransformerModel", "UniLM_Mask", "build_transformer_model", "data_parallel",
+    "extend_with_language_model", "extend_with_unified_language_model", "register_family",
     "register_model",
 ]
 

@@ -97,10 +97,12 @@ def normalize_config(config, source="config"):
     if value is not None and (not _is_number(value) or value <= 0):
         raise ValueError(f"{source}: 'initializer_range' must be a positive number, got {value!r}")
     act = config.get("hidden_act", "gelu")
-    if not (isinstance(act, str) or callable(act)):
-        raise ValueError(f"{source}: 'hidden_act' must be an activation name such as "
-                         f"'gelu', got {act!r}")
-    _check_activation(source, "hidden_act", act)
+    # A list is bert4keras's gated feed-forward (T5 1.1: ["gelu", "linear"]).
+    for name in (act if isinstance(act, (list, tuple)) and act else [act]):
+        if not (isinstance(name, str) or callable(name)):
+            raise ValueError(f"{source}: 'hidden_act' must be an activation name such as "
+                             f"'gelu', got {act!r}")
+        _check_activation(source, "hidden_act", name)
     for key in _HEAD_KEYS:
         value = config.get(key)
         if value is None or isinstance(value, bool) or callable(value):
@@ -266,11 +268,12 @@ def build_from_config(model, config, kwargs, source, application="encoder",
     model_cls = get_model_class(model)
     _check_keyword_arguments(model_cls, kwargs)
     config = dict(config)
+    config.update(kwargs)
+    # Keyword arguments may use the family's own spelling too (T5's `d_model`).
     family = FAMILIES.get(getattr(model_cls, "family", None))
     for official, ours in (family.config_keys.items() if family else ()):
         if official in config and config.get(ours) is None:
             config[ours] = config.pop(official)
-    config.update(kwargs)
     config = normalize_config(config, source)
     if not isinstance(application, str):
         raise ValueError(f"application must be 'encoder', 'lm' or 'unilm', got {application!r}")

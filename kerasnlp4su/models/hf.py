@@ -148,6 +148,8 @@ def hf_config_from_transformer(transformer):
     """The HF `config.json` dict describing `transformer`."""
     table = hf_family(transformer)
     family = registry.get_family(table.name)
+    if family.hf_config_writer is not None:
+        return family.hf_config_writer(transformer)
     t = transformer
     problems = []
     if t.attention_head_size * t.num_attention_heads != t.hidden_size or \
@@ -205,9 +207,10 @@ def hf_tensors_from_transformer(transformer):
     if untranslatable:
         raise ValueError(f"the {transformer.model_type} model has weights with no place in the "
                          f"HF {table.name} format: {sorted(untranslatable)}")
-    if transformer.segment_vocab_size == 0:
+    token_types = f"{table.base}.embeddings.token_type_embeddings.weight"
+    if transformer.segment_vocab_size == 0 and table.to_official(token_types) is not None:
         # HF always adds a token-type embedding; a zero row leaves outputs unchanged.
-        hf[f"{table.base}.embeddings.token_type_embeddings.weight"] = np.zeros(
+        hf[token_types] = np.zeros(
             (1, transformer.embedding_size), dtype=np.float32)
     if family.hf_extra_tensors is not None:
         hf.update(family.hf_extra_tensors(transformer))

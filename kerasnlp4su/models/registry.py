@@ -53,6 +53,12 @@ class Family:
             keys, problems)`; problems are texts of what HF cannot hold.
         hf_extra_tensors: `fn(transformer) -> {HF name: array}` of tensors
             HF files hold beyond the weights (e.g. RoFormer's sinusoid table).
+        hf_select: `fn(hf_config) -> bool`: whether an HF config of this
+            family's `model_type` is this family's (T5 1.0 and 1.1 share
+            `model_type` and architecture; `feed_forward_proj` tells them apart).
+        hf_config_writer: `fn(transformer) -> HF config dict`, for families
+            whose HF config shares none of BERT's keys (T5); it raises on what
+            HF cannot hold. Replaces `hf_write_config` and the generic keys.
         tiny_config: the official-format config of its tiny test checkpoint.
         tiny_tensors: `fn(config, rng) -> {official name: array}`, written
             from the official layout (not from `variable_mapping`).
@@ -61,7 +67,7 @@ class Family:
     def __init__(self, name, models, signature, reads=(), config_keys=None, hf=None,
                  hf_unsupported=None, hf_architectures=(), hf_read_config=None,
                  hf_write_config=None, hf_extra_tensors=None, tiny_config=None,
-                 tiny_tensors=None):
+                 tiny_tensors=None, hf_select=None, hf_config_writer=None):
         if name not in models:
             raise ValueError(f"family {name!r} must register a model under its own name; "
                              f"it registers {sorted(models)}")
@@ -76,6 +82,8 @@ class Family:
         self.hf_read_config = hf_read_config
         self.hf_write_config = hf_write_config
         self.hf_extra_tensors = hf_extra_tensors
+        self.hf_select = hf_select
+        self.hf_config_writer = hf_config_writer
         self.tiny_config = tiny_config
         self.tiny_tensors = tiny_tensors
 
@@ -191,7 +199,8 @@ def hf_family(transformer_or_family):
 def family_for_hf_config(config):
     """The `Family` an HF `config.json` dict describes (its `model_type`, then `architectures`)."""
     model_type = config.get("model_type")
-    matches = [f for f in FAMILIES.values() if f.hf is not None and f.hf.hf_model_type == model_type]
+    matches = [f for f in FAMILIES.values() if f.hf is not None and f.hf.hf_model_type == model_type
+               and (f.hf_select is None or f.hf_select(config))]
     architectures = set(config.get("architectures") or ())
     for family in matches:
         if architectures & set(family.hf_architectures):
