@@ -98,9 +98,14 @@ def test_config_keys_tell_nezha_from_roformer(tmp_path):
 
 def test_a_wrong_model_names_both_families_with_these_names(tmp_path):
     config_path, ckpt, _ = write(tmp_path)
+    # With the release's config (build_transformer_model reads it) the check names NEZHA alone.
+    with pytest.raises(CheckpointMismatchError, match="pass model='nezha'\\.\n"):
+        build_transformer_model(config_path, ckpt, model="bert")
+    # Without it, the names alone fit both families, and the message says so.
+    bert = build_transformer_model(config_path, None, model="bert", return_keras_model=False)
     with pytest.raises(CheckpointMismatchError,
                        match="pass model='roformer' or model='nezha' .the config tells which"):
-        build_transformer_model(config_path, ckpt, model="bert")
+        bert.load_weights_from_checkpoint(ckpt)
 
 
 def test_bad_configs_are_named(tmp_path):
@@ -141,3 +146,18 @@ def test_cached_decoding_equals_recomputation(tmp_path):
     greedy = {use_cache: LMDecoder(t, end_id=3, maxlen=8, use_cache=use_cache).beam_search(
         prompt, topk=1).tolist() for use_cache in (True, False)}
     assert greedy[True] == greedy[False] and len(greedy[True]) > 0
+
+
+def test_explicit_roformer_on_a_nezha_release_names_nezha(tmp_path):
+    # Same variable names as RoFormer v1: with the release's config file the
+    # family check still tells them apart (and the reverse).
+    nezha_dir = tmp_path / "nezha"
+    config, ckpt = tiny_checkpoints.write(str(nezha_dir), "nezha")
+    with pytest.raises(CheckpointMismatchError) as excinfo:
+        build_transformer_model(config, ckpt, model="roformer")
+    assert "pass model='nezha'" in str(excinfo.value)
+    roformer_dir = tmp_path / "roformer"
+    config, ckpt = tiny_checkpoints.write(str(roformer_dir), "roformer")
+    with pytest.raises(CheckpointMismatchError) as excinfo:
+        build_transformer_model(config, ckpt, model="nezha")
+    assert "pass model='roformer'" in str(excinfo.value)

@@ -27,7 +27,8 @@ def __getattr__(name):
 
 
 def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=(),
-                            strict=True, model_type=None, families=None, signatures=None):
+                            strict=True, model_type=None, families=None, signatures=None,
+                            config=None):
     """Assign `reader`'s tensors to `model`'s variables through `mapping`.
 
     Args:
@@ -49,6 +50,8 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
             is not a RoFormer). `None` skips the check.
         signatures: `{family: Signature}` (`kerasnlp4su.checkpoints.signatures`)
             to recognise the checkpoint's family by; `None`: not recognised.
+        config: the release's config dict, when known: signatures that
+            need config keys (NEZHA's `max_relative_position`) use it.
 
     Returns:
         A report dict: `loaded`, `missing`, `mismatched`, `unused` (checkpoint
@@ -91,7 +94,7 @@ def load_checkpoint_weights(model, reader, mapping, transforms=None, optional=()
     if unmapped:
         lines = "\n".join(f"  {p}" for p in unmapped)
         problems.append(f"{len(unmapped)} model variable(s) with no checkpoint name:\n{lines}")
-    candidates = match_signatures(available, signatures or {})
+    candidates = match_signatures(available, signatures or {}, config)
     family, evidence = candidates[0] if candidates else (None, None)
     if family is not None and families is not None and \
             not any(f in families for f, _ in candidates):

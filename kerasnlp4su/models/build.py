@@ -267,6 +267,7 @@ def build_from_config(model, config, kwargs, source, application="encoder",
     """
     model_cls = get_model_class(model)
     _check_keyword_arguments(model_cls, kwargs)
+    file_config = dict(config)  # the keys as released: they tell NEZHA from RoFormer v1
     config = dict(config)
     config.update(kwargs)
     # Keyword arguments may use the family's own spelling too (T5's `d_model`).
@@ -281,5 +282,6 @@ def build_from_config(model, config, kwargs, source, application="encoder",
     transformer = model_cls(application=application, **config)
     transformer.build()
     if checkpoint_path is not None:
-        transformer.load_weights_from_checkpoint(checkpoint_path, strict=strict)
+        transformer.load_weights_from_checkpoint(checkpoint_path, strict=strict,
+                                                 config=file_config or None)
     return transformer.model if return_keras_model else transformer

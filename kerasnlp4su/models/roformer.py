@@ -99,7 +99,10 @@ def roformer_v2_tensors(config, rng):
 
 ROFORMER_FAMILY = register_family(Family(
     "roformer", {"roformer": RoFormer},
-    signature=Signature(required=[_WITH_BIASES], forbidden=_NOT_BERT_OR_ALBERT),
+    # NEZHA's releases have these very names; its config's relative-position
+    # key is what tells them apart when the config is known.
+    signature=Signature(required=[_WITH_BIASES], forbidden=_NOT_BERT_OR_ALBERT,
+                        forbidden_config_keys=["max_relative_position"]),
     # HF RoFormer has no pooler/NSP head; the official (bert4keras) release
     # has them. They are written under BERT-like names that transformers
     # ignores, so a round trip through the HF format loses nothing.

@@ -531,11 +531,14 @@ class Transformer:
         return {self.layer_prefix + path: name for path, name in self.variable_mapping().items()}
 
     # ------------------------------------------------------- load and save
-    def load_weights_from_checkpoint(self, checkpoint_path, strict=True):
+    def load_weights_from_checkpoint(self, checkpoint_path, strict=True, config=None):
         """Load an official checkpoint (TF1 prefix or HF directory) into `self.model`.
 
         Every model variable must find its checkpoint variable with the same
-        shape unless `strict=False`. Returns the loading report.
+        shape unless `strict=False`. `config` (the release's config dict, as
+        `build_transformer_model` passes it) lets the family check tell apart
+        families whose variable names are identical (NEZHA and RoFormer v1).
+        Returns the loading report.
         """
         reader = open_checkpoint(checkpoint_path,
                                  open_hf=lambda path: HFCheckpointReader(path, self))
@@ -553,7 +556,7 @@ class Transformer:
             transforms = self._autoresize_transforms(reader, mapping, transforms)
         return load_checkpoint_weights(
             self.model, reader, mapping, transforms, optional,
-            strict, self.model_type, self.checkpoint_families, registry.signatures())
+            strict, self.model_type, self.checkpoint_families, registry.signatures(), config)
 
     def _skip_absent_weights(self, reader, mapping, optional):
         """bert4keras's `ignore_invalid_weights`: variables the checkpoint lacks keep their
