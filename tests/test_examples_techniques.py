@@ -1,7 +1,7 @@
 """Fast runs of the technique examples on the tiny checkpoint.
 
-LoRA, R-Drop and ChildTuning (examples/finetuning_techniques.py) must beat
-the majority-class baseline. PET, P-tuning and NSP zero-shot
+LoRA, R-Drop, ChildTuning, Ladder Side-Tuning and BERT-of-Theseus
+(examples/finetuning_techniques.py) must beat the majority-class baseline. PET, P-tuning and NSP zero-shot
 (examples/prompt_classification.py) run end to end; on the random tiny
 checkpoint with its one-minute stand-in pretraining they stay at the
 baseline (measured 2026-12-06), so only their pipeline is checked here; the
@@ -22,7 +22,8 @@ def prompts():
     return load_example("prompt_classification")
 
 
-@pytest.mark.parametrize("technique", ["lora", "rdrop", "child_f", "child_d"])
+@pytest.mark.parametrize("technique", ["lora", "rdrop", "child_f", "child_d", "ladder",
+                                       "theseus"])
 def test_finetuning_techniques_fast_run(finetuning, technique):
     metrics = finetuning.main(["--fast", "--technique", technique])
     check_metrics(metrics, ["accuracy", "majority_baseline"])
@@ -31,6 +32,11 @@ def test_finetuning_techniques_fast_run(finetuning, technique):
         # The saved adapter alone restores the fine-tuned model.
         assert metrics["reloaded_accuracy"] == metrics["accuracy"]
         assert metrics["trained_fraction"] < 0.05
+    if technique == "ladder":
+        assert metrics["trained_fraction"] < 0.05
+    if technique == "theseus":  # the 1-block successor alone, against its 2-block predecessor
+        assert metrics["predecessor_accuracy"] >= metrics["majority_baseline"] + 0.1, metrics
+        assert metrics["successor_fraction"] < 1.0
 
 
 @pytest.mark.parametrize("technique", ["pet_zero", "ptuning", "nsp_zero"])
