@@ -427,8 +427,9 @@ def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
 # Theseus's mixing check) of this file and of the other technique files on
 # JAX and PyTorch, one subprocess per backend.
 CHEAP = ("lora_forward or tied_embedding or rejects_targets or rdrop_step or symmetric_kl "
-         "or child_tuning or cloze_scores or ptuning or ladder_gate or theseus_rate_zero")
-OTHER_FILES = ("test_techniques_compression.py",)
+         "or child_tuning or cloze_scores or ptuning or ladder_gate or theseus_rate_zero or similarity_loss_matches "
+         "or seq2seq_loss_matches")
+OTHER_FILES = ("test_techniques_compression.py", "test_techniques_simbert.py")
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

@@ -1,5 +1,5 @@
 """Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts,
-Ladder Side-Tuning, BERT-of-Theseus."""
+Ladder Side-Tuning, BERT-of-Theseus, SimBERT."""
 
 from kerasnlp4su.training.adversarial import (
     adversarial_training,
@@ -24,6 +24,13 @@ from kerasnlp4su.training.prompts import (
     ptuning_model,
 )
 from kerasnlp4su.training.rdrop import rdrop_penalty, rdrop_training, symmetric_kl
+from kerasnlp4su.training.simbert import (
+    SimBertLoss,
+    seq2seq_loss,
+    similarity_loss,
+    simbert_encoder,
+    simbert_model,
+)
 from kerasnlp4su.training.side_tuning import LadderDownProjection, LadderGate, ladder_side_model
 from kerasnlp4su.training.theseus import (
     TheseusChoice,
@@ -40,4 +47,5 @@ __all__ = [
     "save_lora_weights", "symmetric_kl", "unmerge_lora",
     "LadderDownProjection", "LadderGate", "ladder_side_model",
     "TheseusChoice", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
+    "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
 ]
