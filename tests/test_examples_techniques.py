@@ -43,3 +43,11 @@ def test_finetuning_techniques_fast_run(finetuning, technique):
 def test_prompt_classification_fast_run(prompts, technique):
     metrics = prompts.main(["--fast", "--technique", technique])
     check_metrics(metrics, ["accuracy", "majority_baseline"])
+
+
+def test_simbert_fast_run():
+    metrics = load_example("simbert").main(["--fast"])
+    check_metrics(metrics, ["accuracy", "untrained_accuracy", "chance"])
+    # Retrieval must improve on the untrained model (measured 0.969 vs 0.688 on 32 pairs).
+    assert metrics["accuracy"] >= metrics["untrained_accuracy"] + 0.1, metrics
+    assert all(len(samples) == 2 for samples in metrics["samples"].values())
