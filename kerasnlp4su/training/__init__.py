@@ -1,5 +1,6 @@
 """Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts,
-Ladder Side-Tuning, BERT-of-Theseus, SimBERT."""
+Ladder Side-Tuning, BERT-of-Theseus, SimBERT,
+conditional-LayerNorm multi-task."""
 
 from kerasnlp4su.training.adversarial import (
     adversarial_training,
@@ -15,6 +16,7 @@ from kerasnlp4su.training.lora import (
     save_lora_weights,
     unmerge_lora,
 )
+from kerasnlp4su.training.multitask import task_conditional_encoder
 from kerasnlp4su.training.prompts import (
     ClozeScores,
     ClozeTemplate,
@@ -47,5 +49,5 @@ __all__ = [
     "save_lora_weights", "symmetric_kl", "unmerge_lora",
     "LadderDownProjection", "LadderGate", "ladder_side_model",
     "TheseusChoice", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
-    "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
+    "task_conditional_encoder", "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
 ]
