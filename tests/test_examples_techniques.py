@@ -39,10 +39,14 @@ def test_finetuning_techniques_fast_run(finetuning, technique):
         assert metrics["successor_fraction"] < 1.0
 
 
-@pytest.mark.parametrize("technique", ["pet_zero", "ptuning", "nsp_zero"])
+@pytest.mark.parametrize("technique", ["pet_zero", "pet_few", "ptuning", "nsp_zero"])
 def test_prompt_classification_fast_run(prompts, technique):
     metrics = prompts.main(["--fast", "--technique", technique])
     check_metrics(metrics, ["accuracy", "majority_baseline"])
+    if technique == "pet_few":
+        # Few-shot PET through the MLM head must at least fit its 16 shots
+        # (it stayed at the majority class with 8 steps at lr 1e-4).
+        assert metrics["shot_accuracy"] >= 0.875, metrics
 
 
 def test_simbert_fast_run():
