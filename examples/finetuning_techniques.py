@@ -1,4 +1,4 @@
-"""Sentiment classification with LoRA, R-Drop or ChildTuning (F or D), against a baseline.
+"""Sentiment classification with LoRA, R-Drop, ChildTuning, Ladder Side-Tuning or BERT-of-Theseus.
 
 One script, one technique per run (`--technique`), all on the same task:
 a pooled-[CLS] softmax classifier over `examples/data/sentiment.tsv` (400
@@ -16,7 +16,13 @@ rest validation), on the tiny checkpoint shipped in `checkpoints/tiny_bert`
 * `child_f`: `extend_with_child_tuning(Adam)` with a fresh Bernoulli(0.3)
              gradient mask each step;
 * `child_d`: the same optimizer with a fixed child network: the 30% of
-             weights with the largest Fisher information on the training data.
+             weights with the largest Fisher information on the training data;
+* `ladder`:  `ladder_side_model(bert, reduction=4)`: the backbone is frozen
+             and a side network of width 64/4 = 16 reads its hidden states;
+             only the side network and the head train (~3% of the weights);
+* `theseus`: fine-tune the 2-block classifier (the predecessor), then
+             `theseus_model(predecessor, successor_layers=1)` with a linear
+             replacement schedule, and evaluate the 1-block successor alone.
 
     python examples/finetuning_techniques.py --technique lora          # ~1 min on one core
     python examples/finetuning_techniques.py --technique rdrop --fast  # smoke run
@@ -45,13 +51,18 @@ from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 from kerasnlp4su.training import (  # noqa: E402
     apply_lora,
     load_lora_weights,
+    TheseusReplacementSchedule,
+    ladder_side_model,
     rdrop_training,
     save_lora_weights,
+    theseus_model,
+    theseus_successor,
 )
+from kerasnlp4su.layers import MaskedGlobalAveragePooling  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = os.path.join(HERE, "..", "checkpoints", "tiny_bert")
-TECHNIQUES = ("plain", "lora", "rdrop", "child_f", "child_d")
+TECHNIQUES = ("plain", "lora", "rdrop", "child_f", "child_d", "ladder", "theseus")
 # Projections that get LoRA factors: attention query/value and both FFN layers.
 LORA_TARGETS = r"(MultiHeadSelfAttention/(query|value)|FeedForward/(intermediate|output))$"
 
@@ -63,13 +74,15 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoint", default=os.path.join(TINY, "bert_model.ckpt"))
     parser.add_argument("--vocab", default=os.path.join(TINY, "vocab.txt"))
     parser.add_argument("--data", default=os.path.join(HERE, "data", "sentiment.tsv"))
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="default 8 (12 for Ladder, whose side network starts from scratch)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default: 1e-2 for LoRA (few weights, zero-initialised B), 2e-3 else")
+                        help="default: 1e-2 for LoRA, 5e-3 for Ladder (few weights), 2e-3 else")
     parser.add_argument("--rank", type=int, default=4)
     parser.add_argument("--alpha", type=float, default=None,
                         help="LoRA alpha (default 2 * rank) or R-Drop alpha (default 4)")
+    parser.add_argument("--reduction", type=int, default=4, help="Ladder's hidden / side width")
     parser.add_argument("--reserve-p", type=float, default=0.3, help="ChildTuning's p")
     parser.add_argument("--maxlen", type=int, default=32)
     parser.add_argument("--seed", type=int, default=42)
@@ -90,6 +103,15 @@ def load_split(path, tokenizer, maxlen):
 
 
 def build_classifier(args):
+    if args.technique == "ladder":
+        bert = build_transformer_model(args.config, args.checkpoint)
+        side = ladder_side_model(bert, reduction=args.reduction)
+        # Mean over the tokens: the side network is narrow, and the task hinges on
+        # a few sentiment words anywhere in the sentence.
+        pooled = MaskedGlobalAveragePooling(name="Side-Pool")([side.output, side.inputs[0]])
+        hidden = keras.layers.Dropout(0.1)(pooled)
+        probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
+        return keras.Model(side.inputs, probs)
     bert = build_transformer_model(args.config, args.checkpoint, with_pool=True)
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
@@ -112,6 +134,22 @@ def make_optimizer(args, model, train):
     return keras.optimizers.Adam(args.learning_rate)
 
 
+def compress_with_theseus(args, predecessor, train, epochs, result):
+    """Replace the fine-tuned model's 2 blocks by 1; return the successor and its trained weights."""
+    result["predecessor_accuracy"] = result["accuracy"]
+    mixed = theseus_model(predecessor, successor_layers=1, replace_rate=0.5, seed=args.seed)
+    steps = epochs * -(-len(train[1]) // args.batch_size)
+    # The paper's linear curriculum: p grows from 0.5 to 1 over the first half of training.
+    schedule = TheseusReplacementSchedule(base_rate=0.5, slope=1.0 / steps)
+    mixed.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    mixed.fit(*train, batch_size=args.batch_size, epochs=epochs, shuffle=True, verbose=2,
+              callbacks=[schedule])
+    successor = theseus_successor(mixed)
+    result["successor_fraction"] = successor.count_params() / predecessor.count_params()
+    return successor, sum(int(np.prod(w.shape)) for w in mixed.trainable_weights)
+
+
 def accuracy(model, data):
     x, y = data
     return float(np.mean(model.predict(x, verbose=0).argmax(-1) == y))
@@ -120,11 +158,14 @@ def accuracy(model, data):
 def main(argv=None):
     args = parse_args(argv)
     if args.learning_rate is None:
-        args.learning_rate = 1e-2 if args.technique == "lora" else 2e-3
+        args.learning_rate = {"lora": 1e-2, "ladder": 5e-3}.get(args.technique, 2e-3)
     keras.utils.set_random_seed(args.seed)
     tokenizer = Tokenizer(args.vocab, do_lower_case=True)
     train, valid = load_split(args.data, tokenizer, args.maxlen)
-    epochs = 4 if args.fast else args.epochs
+    slow_start = args.technique == "ladder"
+    epochs = args.epochs or (12 if slow_start else 8)
+    if args.fast:
+        epochs = 12 if slow_start else 4
 
     model = build_classifier(args)
     total = model.count_params()
@@ -141,6 +182,10 @@ def main(argv=None):
     result = {"accuracy": accuracy(model, valid),
               "majority_baseline": float(max(np.mean(valid[1]), 1 - np.mean(valid[1]))),
               "trained_fraction": trained / total}
+    if args.technique == "theseus":
+        model, trained = compress_with_theseus(args, model, train, 2 if args.fast else epochs,
+                                               result)
+        result["accuracy"] = accuracy(model, valid)
     if args.technique == "lora":
         # The adapter alone reproduces the model on a freshly loaded backbone.
         with tempfile.TemporaryDirectory() as tmp:
@@ -155,6 +200,10 @@ def main(argv=None):
     print(f"{args.technique}: validation accuracy {result['accuracy']:.3f} on {len(valid[1])} "
           f"sentences (majority-class baseline {result['majority_baseline']:.3f}); trained "
           f"{trained:,} of {total:,} weights ({100 * trained / total:.1f}%)")
+    if "predecessor_accuracy" in result:
+        print(f"BERT-of-Theseus: the 1-block successor ({100 * result['successor_fraction']:.0f}% "
+              f"of the weights) reaches {result['accuracy']:.3f}; the 2-block predecessor "
+              f"{result['predecessor_accuracy']:.3f}")
     if "reloaded_accuracy" in result:
         print(f"LoRA adapter file: {result['adapter_bytes'] / 1024:.0f} KiB; reloaded into a "
               f"fresh model: accuracy {result['reloaded_accuracy']:.3f}")

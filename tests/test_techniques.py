@@ -423,10 +423,13 @@ def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
 
 
 # ------------------------------------------------------ other backends
-# The cheap tests (no tiny BERT, except P-tuning's frozen-weights check) on
+# The cheap tests (no tiny BERT, except P-tuning's frozen-weights check and
+# Theseus's mixing check) of this file and of the other technique files on
 # JAX and PyTorch, one subprocess per backend.
 CHEAP = ("lora_forward or tied_embedding or rejects_targets or rdrop_step or symmetric_kl "
-         "or child_tuning or cloze_scores or ptuning")
+         "or child_tuning or cloze_scores or ptuning or ladder_gate or theseus_rate_zero or similarity_loss_matches "
+         "or seq2seq_loss_matches")
+OTHER_FILES = ("test_techniques_compression.py", "test_techniques_simbert.py")
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
@@ -434,7 +437,8 @@ def test_techniques_on_backend(backend):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("already running on a non-default backend")
     pytest.importorskip(backend)
-    proc = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
+    files = [__file__] + [os.path.join(HERE, name) for name in OTHER_FILES]
+    proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
                            "-p", "no:warnings", "-k", CHEAP], capture_output=True, text=True,
                           env=subprocess_env(backend), cwd=HERE, timeout=900)
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]

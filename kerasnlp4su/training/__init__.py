@@ -1,4 +1,6 @@
-"""Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts."""
+"""Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts,
+Ladder Side-Tuning, BERT-of-Theseus, SimBERT,
+conditional-LayerNorm multi-task."""
 
 from kerasnlp4su.training.adversarial import (
     adversarial_training,
@@ -14,6 +16,7 @@ from kerasnlp4su.training.lora import (
     save_lora_weights,
     unmerge_lora,
 )
+from kerasnlp4su.training.multitask import task_conditional_encoder
 from kerasnlp4su.training.prompts import (
     ClozeScores,
     ClozeTemplate,
@@ -23,6 +26,20 @@ from kerasnlp4su.training.prompts import (
     ptuning_model,
 )
 from kerasnlp4su.training.rdrop import rdrop_penalty, rdrop_training, symmetric_kl
+from kerasnlp4su.training.simbert import (
+    SimBertLoss,
+    seq2seq_loss,
+    similarity_loss,
+    simbert_encoder,
+    simbert_model,
+)
+from kerasnlp4su.training.side_tuning import LadderDownProjection, LadderGate, ladder_side_model
+from kerasnlp4su.training.theseus import (
+    TheseusChoice,
+    TheseusReplacementSchedule,
+    theseus_model,
+    theseus_successor,
+)
 
 __all__ = [
     "ClozeScores", "ClozeTemplate", "PromptEmbedding", "cloze_classifier", "nsp_zero_shot",
@@ -30,4 +47,7 @@ __all__ = [
     "adversarial_training", "apply_lora", "gradient_penalty", "load_lora_weights", "lora_layers",
     "lora_weights", "merge_lora", "rdrop_penalty", "rdrop_training", "remove_training_tricks",
     "save_lora_weights", "symmetric_kl", "unmerge_lora",
+    "LadderDownProjection", "LadderGate", "ladder_side_model",
+    "TheseusChoice", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
+    "task_conditional_encoder", "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
 ]
