@@ -14,6 +14,8 @@ from kerasnlp4su.layers import GatedAttentionUnit
 from kerasnlp4su.models import BERT, build_transformer_model
 from kerasnlp4su.models.cache import DecodingStep, reorder_cache, reserve_cache
 
+pytestmark = pytest.mark.backend_core  # all of it is backend-specific numerics
+
 END = 3
 SOURCE = np.array([2, 11, 12, 13, 14, 15, END])
 
