@@ -22,8 +22,8 @@ GROUPS = {
     "models": ["test_bert.py", "test_model_family.py", "test_inference.py", "test_saving.py",
                "test_decoding_compiled.py", "test_compiled_update.py"],
     "layers": ["test_attention.py", "test_dense.py", "test_normalization.py", "test_layer_harness.py",
-               "test_gau.py", "test_global_pointer.py", "test_crf.py", "test_loss_layer.py", "test_memm.py", "test_relative_position.py",
-               "test_pooling.py", "test_techniques.py"],
+               "test_gau.py", "test_global_pointer.py", "test_crf.py", "test_loss_layer.py", "test_memm.py",
+               "test_relative_position.py", "test_pooling.py", "test_techniques.py"],
 }
 
 
