@@ -19,8 +19,8 @@ biases are exercised) and checks, on the current Keras backend:
   only the losses the layer adds) is finite and moves the weights.
 
 The JAX and PyTorch runs are not started from here: `tests/test_backends.py`
-runs every `test_layer_harness*` test of the layer test files in one child
-process per backend (test files already in its core list run there in full).
+runs every `test_layer_harness*` test of the layer test files (`conftest.py`
+marks them `backend_core`) in child processes on each backend.
 
 Example (one line in a layer's test file):
     check_layer(Dense, {"units": 3}, np.ones((2, 4, 5), "float32"), (2, 4, 3))

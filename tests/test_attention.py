@@ -13,6 +13,8 @@ from reference import rope, softmax
 from backend_utils import gradient, to_np
 from layer_harness import check_layer
 
+pytestmark = pytest.mark.backend_core  # all of it is backend-specific numerics
+
 RNG = np.random.default_rng(0)
 
 

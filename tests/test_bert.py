@@ -40,6 +40,7 @@ def valid(x, token_ids):
     return x[token_ids != 0]
 
 
+@pytest.mark.backend_core
 def test_sequence_output_matches_numpy_reference(reference):
     model = build_transformer_model(CONFIG, CKPT)
     token_ids, segment_ids = batch()
@@ -48,6 +49,7 @@ def test_sequence_output_matches_numpy_reference(reference):
     np.testing.assert_allclose(valid(out, token_ids), valid(reference["sequence"], token_ids), atol=1e-4)
 
 
+@pytest.mark.backend_core
 def test_heads_match_numpy_reference(full_model, reference):
     token_ids, segment_ids = batch()
     nsp, mlm = full_model.model.predict([token_ids, segment_ids], verbose=0)
@@ -55,6 +57,7 @@ def test_heads_match_numpy_reference(full_model, reference):
     np.testing.assert_allclose(valid(mlm, token_ids), valid(reference["mlm"], token_ids), atol=1e-4)
 
 
+@pytest.mark.backend_core
 def test_pooler_matches_reference(reference):
     model = build_transformer_model(CONFIG, CKPT, with_pool=True)
     pooled = model.predict(list(batch()), verbose=0)

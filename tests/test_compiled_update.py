@@ -59,6 +59,7 @@ def assert_same_training(make_plain, make_compiled):
     np.testing.assert_allclose(got_loss, want_loss, rtol=1e-5)
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("make", [
     lambda: extend_with_dense_gradients(keras.optimizers.Adam)(learning_rate=0.1),
     lambda: AdamW(learning_rate=0.1, weight_decay_rate=0.0),
@@ -85,12 +86,14 @@ def test_repeated_token_gradients_are_summed_before_adam(make):
     np.testing.assert_allclose(to_np(variable), want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.backend_core
 def test_compiled_adamw_matches_uncompiled_adamw_step_for_step():
     kwargs = dict(learning_rate=0.02, weight_decay=0.01)
     assert_same_training(lambda: extend_with_dense_gradients(keras.optimizers.AdamW)(**kwargs),
                          lambda: extend_with_compiled_update(keras.optimizers.AdamW)(**kwargs))
 
 
+@pytest.mark.backend_core
 def test_compiled_update_composes_with_accumulation_and_weight_decay():
     def plain():
         return extend_with_gradient_accumulation(extend_with_weight_decay(keras.optimizers.Adam))
@@ -101,6 +104,7 @@ def test_compiled_update_composes_with_accumulation_and_weight_decay():
                          lambda: extend_with_compiled_update(plain())(**kwargs))
 
 
+@pytest.mark.backend_core
 def test_compiled_update_with_clipping_and_schedule():
     def kwargs():
         schedule = keras.optimizers.schedules.PolynomialDecay(0.05, 4, 0.01)
@@ -148,6 +152,7 @@ def test_eager_apply_and_bad_arguments():
             fresh.apply([keras.ops.convert_to_tensor(grads[0])])
 
 
+@pytest.mark.backend_core
 def test_compiled_optimizer_survives_keras_saving():
     Fast = extend_with_compiled_update(keras.optimizers.AdamW)
     assert extend_with_compiled_update(keras.optimizers.AdamW) is Fast

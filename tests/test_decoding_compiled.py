@@ -25,6 +25,7 @@ def unilm(tmp_path_factory):
                                    return_keras_model=False)
 
 
+@pytest.mark.backend_core
 def test_reserved_cache_gives_the_same_outputs_and_grows_when_full(unilm):
     ids = np.array([[2, 11, 12, 3, 20, 21, 22, 23], [2, 11, 3, 0, 20, 21, 22, 23]])
     seg = np.array([[0, 0, 0, 0, 1, 1, 1, 1]] * 2)
@@ -42,6 +43,7 @@ def test_reserved_cache_gives_the_same_outputs_and_grows_when_full(unilm):
         unilm.reserve_cache(cache, 5)
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("topk", [1, 3])
 def test_compiled_step_matches_the_eager_step(unilm, topk):
     # Beam search with topk=3 reorders beams inside the compiled step. The
@@ -59,6 +61,7 @@ def test_compiled_step_matches_the_eager_step(unilm, topk):
     assert compiled.compile_step == (keras.backend.backend() in ("tensorflow", "jax"))
 
 
+@pytest.mark.backend_core
 def test_compiled_step_compiles_once_per_shape(unilm):
     # The reserved capacity keeps step shapes fixed: a greedy generation of
     # 8 tokens compiles its step once, and a second source of another length
@@ -76,6 +79,7 @@ def test_compiled_step_compiles_once_per_shape(unilm):
         assert not traces
 
 
+@pytest.mark.backend_core
 def test_weights_changed_after_compiling_are_used(unilm):
     # jax.jit gets the variables as arguments, not baked-in constants.
     d = Seq2SeqDecoder(unilm, end_id=-1, maxlen=3)
@@ -92,6 +96,7 @@ def test_weights_changed_after_compiling_are_used(unilm):
         bias.assign(original)
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("axis,count", [(2, 1), (2, 3), (1, 2), (0, 1)])
 def test_write_at_equals_numpy_slice_assignment(axis, count):
     """The cache write (scatter on TensorFlow, slice_update elsewhere)."""
@@ -114,6 +119,7 @@ def test_write_at_equals_numpy_slice_assignment(axis, count):
     np.testing.assert_array_equal(got, [[0, 0, 0, 1, 1]] * 2)
 
 
+@pytest.mark.backend_core
 def test_write_at_compiled_with_a_traced_index():
     """Inside the compiled step the index is a traced scalar."""
     buffer = np.zeros((1, 2, 5, 3), "float32")
@@ -135,6 +141,7 @@ def test_write_at_compiled_with_a_traced_index():
 
 
 # ------------------------------------------------------------ the cache type
+@pytest.mark.backend_core
 def test_cache_is_a_tree_that_compiled_functions_take(unilm):
     # A KVCache goes into tf.function / jax.jit as it is and comes back out,
     # equal to the eager step; the old dict view still reads.
@@ -169,6 +176,7 @@ def test_cache_is_a_tree_that_compiled_functions_take(unilm):
         np.testing.assert_allclose(to_np(g), to_np(w), atol=1e-6)
 
 
+@pytest.mark.backend_core
 def test_cross_entries_are_kept_reordered_and_not_grown():
     # What an encoder-decoder (T5) decoder stores: cross-attention keys/values
     # of the encoder output, written once by the prefix pass.

@@ -10,6 +10,8 @@ from kerasnlp4su.layers import Dense
 from backend_utils import gradient, to_np
 from layer_harness import check_layer
 
+pytestmark = pytest.mark.backend_core  # all of it is backend-specific numerics
+
 RNG = np.random.default_rng(0)
 
 

@@ -29,6 +29,7 @@ def _reference(model, x):
     return [keras.ops.convert_to_numpy(o) for o in model(x, training=False)]
 
 
+@pytest.mark.backend_core
 def test_frozen_outputs_equal_the_model_at_any_shape(bert):
     frozen = freeze(bert)  # a builder works as well as its keras.Model
     for batch, length in ((2, 5), (3, 17), (1, 64)):
@@ -42,6 +43,7 @@ def test_frozen_outputs_equal_the_model_at_any_shape(bert):
     np.testing.assert_allclose(frozen(by_name)[0], want[0], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.backend_core
 def test_predict_batches_like_keras(bert):
     frozen = FrozenModel(bert.model)
     x = _inputs(7, 9, seed=3)
@@ -52,6 +54,7 @@ def test_predict_batches_like_keras(bert):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.backend_core
 def test_weights_are_copied_when_frozen():
     builder = BERT(**CONFIG)
     builder.build()

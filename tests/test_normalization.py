@@ -18,6 +18,8 @@ from kerasnlp4su.layers import LayerNormalization
 from backend_utils import gradient, to_np
 from layer_harness import check_layer
 
+pytestmark = pytest.mark.backend_core  # all of it is backend-specific numerics
+
 RNG = np.random.default_rng(0)
 FLAGS = list(itertools.product([True, False], repeat=4))  # zero_mean, unit_variance, scale, center
 

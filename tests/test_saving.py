@@ -335,6 +335,7 @@ def test_every_registered_layer_is_in_the_zoo():
     assert registered - set(LAYER_ZOO) == set(), "add a round-trip builder for these layers"
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("name", sorted(LAYER_ZOO))
 def test_layer_round_trips_keras_and_weights_h5(name, tmp_path):
     assert_round_trips(LAYER_ZOO[name], tmp_path)
@@ -345,7 +346,7 @@ TINY_CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attent
 MODEL_CASES = {
     "bert": dict(with_pool=True, with_nsp=True, with_mlm=True),
     "roberta": dict(with_mlm=True),
-    "albert": dict(embedding_size=4, with_pool=True, with_mlm=True),
+    "albert": dict(embedding_size=4, with_pool=True, with_nsp=True, with_mlm=True),
     "albert_unshared": dict(embedding_size=4, with_mlm=True),
     "electra": dict(embedding_size=4, with_discriminator=True),
     "electra_generator": dict(embedding_size=4, with_mlm=True),
@@ -370,6 +371,7 @@ def test_every_registered_model_has_a_case():
     assert set(MODEL_REGISTRY) - set(MODEL_CASES) == set()
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("case", sorted(MODEL_CASES))
 def test_model_round_trips_keras_and_weights_h5(case, tmp_path):
     name = case.split("-")[0]

@@ -2,18 +2,17 @@
 
 Every number here is recomputed independently: NumPy forward passes and
 finite-difference gradients in float64, or the technique's definition
-evaluated by hand. The file also runs on JAX and PyTorch (test_backends.py).
+evaluated by hand. The tests marked `backend_core` (the cheap ones: no tiny BERT, except P-tuning's
+frozen-weights check) also run on JAX and PyTorch (test_backends.py).
 """
 
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
-from backend_utils import subprocess_env, to_np
+from backend_utils import to_np
 from kerasnlp4su.layers import Dense, Embedding
 from kerasnlp4su.training import (
     apply_lora,
@@ -55,6 +54,7 @@ def dense_model(units=3, features=5):
     return keras.Model(inputs, outputs)
 
 
+@pytest.mark.backend_core
 def test_lora_forward_is_base_plus_scaled_low_rank_product():
     model = dense_model()
     apply_lora(model, rank=2, alpha=6.0, targets="proj")
@@ -76,6 +76,7 @@ def test_lora_forward_is_base_plus_scaled_low_rank_product():
     np.testing.assert_allclose(to_np(model(x)), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.backend_core
 def test_lora_on_the_tied_embedding_changes_lookup_and_mlm_projection():
     inputs = keras.Input((3,), dtype="int32")
     embedding = Embedding(10, 4, name="Embedding-Token")
@@ -125,6 +126,7 @@ def test_lora_trains_only_the_factors_and_the_named_head(tmp_path):
         load_lora_weights(other, path)
 
 
+@pytest.mark.backend_core
 def test_lora_rejects_targets_that_match_nothing():
     with pytest.raises(ValueError, match="matches no layer"):
         apply_lora(dense_model(), rank=2, targets="nothing-here")
@@ -170,6 +172,7 @@ def numeric_grad(f, w, h=1e-6):
     return g
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_rdrop_step_matches_finite_differences_of_the_rdrop_objective(jit_compile):
     x = RNG.normal(size=(4, 3)).astype("float32")
@@ -193,6 +196,7 @@ def test_rdrop_step_matches_finite_differences_of_the_rdrop_objective(jit_compil
     np.testing.assert_allclose(new_b, b - 0.5 * gb, atol=2e-5)
 
 
+@pytest.mark.backend_core
 def test_symmetric_kl_from_logits_equals_from_probabilities():
     a, c = RNG.normal(size=(5, 4)), RNG.normal(size=(5, 4))
     p, q = softmax(a), softmax(c)
@@ -237,6 +241,7 @@ def linear_data(n=8, features=40, units=50, seed=0):
             rng.normal(size=(n, units)).astype("float32"))
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_child_tuning_f_keeps_a_p_fraction_of_gradients_scaled_by_one_over_p(jit_compile):
     from kerasnlp4su.optimizers import extend_with_child_tuning
@@ -260,6 +265,7 @@ def test_child_tuning_f_keeps_a_p_fraction_of_gradients_scaled_by_one_over_p(jit
     assert (masks[0] != masks[1]).mean() > 0.2  # a fresh mask every step
 
 
+@pytest.mark.backend_core
 def test_child_tuning_d_fisher_masks_and_masked_update():
     from kerasnlp4su.optimizers import (
         child_network_masks,
@@ -295,6 +301,7 @@ def test_child_tuning_d_fisher_masks_and_masked_update():
                                b - 0.5 * gb * masks["lin/bias"], atol=1e-6)
 
 
+@pytest.mark.backend_core
 def test_child_tuning_rejects_bad_options():
     from kerasnlp4su.optimizers import extend_with_child_tuning
 
@@ -324,6 +331,7 @@ def tiny_bert(**heads):
                                    os.path.join(TINY, "bert_model.ckpt"), **heads)
 
 
+@pytest.mark.backend_core
 def test_cloze_scores_sum_log_probabilities_of_multi_token_label_words():
     from kerasnlp4su.training import ClozeScores
 
@@ -372,6 +380,7 @@ def test_pet_zero_shot_is_the_renormalised_mlm_probability_and_few_shot_learns(t
     assert logs["loss"][-1] < 0.8 * logs["loss"][0]
 
 
+@pytest.mark.backend_core
 def test_ptuning_trains_only_the_prompt_rows(tokenizer):
     from kerasnlp4su.training import ClozeTemplate, cloze_classifier, ptuning_model
 
@@ -420,29 +429,6 @@ def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
             assert scores[i, j] == pytest.approx(float(probs[0, 0]), rel=1e-5)
     with pytest.raises(ValueError, match="with_nsp=True"):
         nsp_zero_shot(tiny_bert(with_mlm=True), tokenizer, texts, labels)
-
-
-# ------------------------------------------------------ other backends
-# The cheap tests (no tiny BERT, except P-tuning's frozen-weights check and
-# Theseus's mixing check) of this file and of the other technique files on
-# JAX and PyTorch, one subprocess per backend.
-CHEAP = ("lora_forward or tied_embedding or rejects_targets or rdrop_step or symmetric_kl "
-         "or child_tuning or cloze_scores or ptuning or ladder_gate or theseus_rate_zero or similarity_loss_matches "
-         "or seq2seq_loss_matches")
-OTHER_FILES = ("test_techniques_compression.py", "test_techniques_simbert.py")
-
-
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_techniques_on_backend(backend):
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("already running on a non-default backend")
-    pytest.importorskip(backend)
-    files = [__file__] + [os.path.join(HERE, name) for name in OTHER_FILES]
-    proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-q", "-p", "no:cacheprovider",
-                           "-p", "no:warnings", "-k", CHEAP], capture_output=True, text=True,
-                          env=subprocess_env(backend), cwd=HERE, timeout=900)
-    summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
-    assert proc.returncode == 0 and " passed" in summary, f"{backend}: {summary}\n{proc.stdout[-4000:]}"
 
 
 def test_mlm_output_keeps_the_padding_mask_and_trains_with_token_weights():

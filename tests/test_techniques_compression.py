@@ -56,6 +56,7 @@ def softmax(z):
     return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
 
 
+@pytest.mark.backend_core
 # ------------------------------------------------------- Ladder Side-Tuning
 def test_ladder_gate_mixes_with_sigmoid_of_alpha_over_temperature():
     gate = LadderGate(temperature=0.1)
@@ -104,6 +105,7 @@ def head_by_hand(model, hidden):
     return softmax(np.tanh(hidden[:, 0] @ w + b) @ wc + bc)
 
 
+@pytest.mark.backend_core
 def test_theseus_rate_zero_is_the_predecessor_and_rate_one_the_successor():
     predecessor = tiny_classifier(dropout_rate=0.0, attention_dropout_rate=0.0)
     x, _ = token_batch()

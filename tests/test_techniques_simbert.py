@@ -29,6 +29,7 @@ def numpy_seq2seq_loss(ids, segments, probs):
     return (-np.log(np.clip(picked, 1e-7, 1)) * mask).sum() / mask.sum()
 
 
+@pytest.mark.backend_core
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_similarity_loss_matches_numpy(scale):
     v = np.random.default_rng(0).standard_normal((6, 5)).astype("float32")
@@ -36,6 +37,7 @@ def test_similarity_loss_matches_numpy(scale):
         v.astype("float64"), scale), rel=1e-4)
 
 
+@pytest.mark.backend_core
 def test_seq2seq_loss_matches_numpy():
     rng = np.random.default_rng(1)
     ids = rng.integers(0, 7, (3, 6)).astype("int32")
