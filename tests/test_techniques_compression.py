@@ -56,8 +56,8 @@ def softmax(z):
     return np.exp(z) / np.exp(z).sum(-1, keepdims=True)
 
 
-@pytest.mark.backend_core
 # ------------------------------------------------------- Ladder Side-Tuning
+@pytest.mark.backend_core
 def test_ladder_gate_mixes_with_sigmoid_of_alpha_over_temperature():
     gate = LadderGate(temperature=0.1)
     side, backbone = np.random.default_rng(0).standard_normal((2, 3, 5)).astype("float32")
