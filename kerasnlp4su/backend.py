@@ -198,7 +198,7 @@ def densify(gradient):
     """A dense gradient: TensorFlow hands embedding gradients over as `IndexedSlices`.
 
     Example:
-    >>> densify(keras.ops.ones((2, 3))).shape
+    >>> tuple(densify(keras.ops.ones((2, 3))).shape)
     (2, 3)
     """
     if keras.backend.backend() == "tensorflow":

@@ -231,6 +231,7 @@ RUN_BY = {
     "distributed_training": "test_distributed.py::test_two_device_data_parallel_matches_single_device",
     "finetuning_techniques": "test_examples_techniques.py::test_finetuning_techniques_fast_run",
     "prompt_classification": "test_examples_techniques.py::test_prompt_classification_fast_run",
+    "simbert": "test_examples_techniques.py::test_simbert_fast_run",
 }
 
 

@@ -39,7 +39,10 @@ def test_finetuning_techniques_fast_run(finetuning, technique):
         assert metrics["successor_fraction"] < 1.0
 
 
-@pytest.mark.parametrize("technique", ["pet_zero", "pet_few", "ptuning", "nsp_zero"])
+# pet_zero and nsp_zero only score with heads the few-shot run also builds, and
+# assert no learning on the random checkpoint; their numbers are checked in
+# test_techniques.py, so the example runs here are the two that train.
+@pytest.mark.parametrize("technique", ["pet_few", "ptuning"])
 def test_prompt_classification_fast_run(prompts, technique):
     metrics = prompts.main(["--fast", "--technique", technique])
     check_metrics(metrics, ["accuracy", "majority_baseline"])

@@ -287,6 +287,28 @@ def _layer_zoo():
         x = _embedded(ids)
         return keras.Model(ids, training.PromptEmbedding([5, 6], output_dim=8)([ids, x])), [IDS]
 
+    @add("LadderDownProjection")
+    def _():
+        x = _seq()
+        down = training.LadderDownProjection(4)(x)
+        return keras.Model(x, training.LadderGate()([down, training.LadderDownProjection(4)(x)])), [H]
+
+    zoo["LadderGate"] = zoo["LadderDownProjection"]
+
+    @add("TheseusChoice")
+    def _():
+        x = _seq()
+        return keras.Model(x, training.TheseusChoice(0.5, seed=1)([x, L.Dense(8)(x)])), [H]
+
+    @add("SimBertLoss")
+    def _():
+        ids, segs, vectors, probs = _ids(), _ids(), _seq(4), _seq(20)
+        out = training.SimBertLoss(scale=30.0)([ids, segs, vectors[:, 0], probs])
+        rng = np.random.default_rng(3)
+        return keras.Model([ids, segs, vectors, probs], out), [
+            IDS, SEGS, rng.normal(size=(2, 6, 4)).astype("float32"),
+            rng.dirichlet(np.ones(20), size=(2, 6)).astype("float32")]
+
     @add("LastToken")
     def _():
         x = _seq()
