@@ -6,6 +6,18 @@ from keras import ops
 from kerasnlp4su.backend import MASKED_BELOW, large_value
 
 
+def mask_into_scores(scores, mask=None):
+    """`scores` `(batch, length, labels)` with padded steps written as `-large_value`.
+
+    The sequence taggers (CRF, MEMM) carry the padding mask in their output
+    values, so their losses and decoders see it without a Keras mask.
+    """
+    if mask is None:
+        return scores
+    keep = ops.cast(mask, "bool")[:, :, None]
+    return ops.where(keep, scores, ops.cast(-large_value(scores.dtype), scores.dtype))
+
+
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
 class ConditionalRandomField(keras.layers.Layer):
     """CRF over per-token emission scores; holds the transition matrix `trans`.
@@ -64,10 +76,7 @@ class ConditionalRandomField(keras.layers.Layer):
         return ops.convert_to_tensor(self._trans)
 
     def call(self, inputs, mask=None):
-        if mask is None:
-            return inputs
-        keep = ops.cast(mask, "bool")[:, :, None]
-        return ops.where(keep, inputs, ops.cast(-large_value(inputs.dtype), inputs.dtype))
+        return mask_into_scores(inputs, mask)
 
     def compute_mask(self, inputs, mask=None):
         # The mask is already in the values; returning it would make Keras

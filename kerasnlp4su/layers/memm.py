@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasnlp4su.backend import large_value
+from kerasnlp4su.layers.crf import mask_into_scores
 
 _PADDED_BELOW = -3e4  # padded steps hold -large_value(dtype) <= -6e4 (as in crf.py)
 
@@ -73,10 +73,7 @@ class MaximumEntropyMarkovModel(keras.layers.Layer):
         return self._scaled(self._r_trans)
 
     def call(self, inputs, mask=None):
-        if mask is None:
-            return inputs
-        keep = ops.cast(mask, "bool")[:, :, None]
-        return ops.where(keep, inputs, ops.cast(-large_value(inputs.dtype), inputs.dtype))
+        return mask_into_scores(inputs, mask)
 
     def compute_mask(self, inputs, mask=None):
         return None  # the mask travels in the values (see ConditionalRandomField)
