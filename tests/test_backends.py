@@ -19,7 +19,7 @@ from backend_utils import subprocess_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GROUPS = {
-    "models": ["test_bert.py", "test_model_family.py", "test_inference.py", "test_saving.py",
+    "models": ["test_bert.py", "test_first_contact_backends.py", "test_model_family.py", "test_inference.py", "test_saving.py",
                "test_decoding_compiled.py", "test_compiled_update.py"],
     "layers": ["test_attention.py", "test_dense.py", "test_normalization.py", "test_layer_harness.py",
                "test_gau.py", "test_global_pointer.py", "test_crf.py", "test_loss_layer.py", "test_memm.py",

@@ -7,37 +7,16 @@ calls, for NumPy/list inputs (checked before the graph) and for datasets
 """
 
 import io
-import os
-import subprocess
 import sys
-import textwrap
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from backend_utils import REPO, subprocess_env
+from first_contact_messages import CKPT, CONFIG, POSITIONS, SEGMENTS, VOCAB, ids_message, length_message
 
 from kerasnlp4su.models import TransformerModel, build_transformer_model
 from kerasnlp4su.models.transformer_model import progress_verbosity
-
-TINY = os.path.join(REPO, "checkpoints", "tiny_bert")
-CONFIG = os.path.join(TINY, "bert_config.json")
-CKPT = os.path.join(TINY, "bert_model.ckpt")
-VOCAB, SEGMENTS, POSITIONS = 2646, 2, 128  # the shipped tiny checkpoint's tables
-
-
-def ids_message(table, rows, bad=None):
-    found = "" if bad is None else f"id {bad} is out of range: "
-    return (f"{table}: {found}ids must lie in [0, {rows}); does the tokenizer's vocabulary "
-            "(or segment ids) match the model's vocab_size?")
-
-
-def length_message(length=None):
-    length = "" if length is None else f" {length}"  # the in-graph check cannot say it
-    return (f"Embedding-Position: sequence length{length} exceeds the maximum position "
-            f"{POSITIONS} of the position embedding; truncate inputs (e.g. Tokenizer.encode(maxlen=...))")
-
 
 def first_line(excinfo):
     return str(excinfo.value).splitlines()[0]
@@ -234,43 +213,6 @@ def test_fit_prints_one_plain_line_per_epoch_off_a_terminal(mlm, monkeypatch):
     assert [line for line in lines if line.startswith("1/1 - ")] != [], lines
     assert "\b" not in out.getvalue() and "\r" not in out.getvalue()
     assert progress_verbosity("auto", 2) == 2 and progress_verbosity(1, 2) == 1
-
-
-BACKEND_SCRIPT = textwrap.dedent(f"""
-    import numpy as np, keras
-    from kerasnlp4su.models import build_transformer_model
-    model = build_transformer_model({CONFIG!r}, {CKPT!r}, with_mlm=True)
-    print("lists", model.predict({GOOD!r}, verbose=0).shape)
-    print("empty", model.predict([np.zeros((0, 3), "int32")] * 2).shape)
-    for name, x in [("numpy", [np.array([[2, {VOCAB}, 3]]), np.zeros((1, 3), "int32")]),
-                    ("tensor", [keras.ops.convert_to_tensor([[2, {VOCAB}, 3]]),
-                                keras.ops.zeros((1, 3), "int32")]),
-                    ("long", [np.ones((1, {POSITIONS + 1}), "int32")] * 2)]:
-        for method in (model.predict, model):
-            if name == "tensor" and method == model.predict and keras.backend.backend() == "jax":
-                continue  # inside jax.jit ids cannot be checked (documented)
-            try:
-                method(x)
-                print(name, "no error")
-            except ValueError as error:
-                print(name, str(error).splitlines()[0])
-""")
-
-
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_predict_checks_on_other_backends(backend):
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        pytest.skip("runs the other backends from the TensorFlow run")
-    pytest.importorskip(backend)
-    proc = subprocess.run([sys.executable, "-c", BACKEND_SCRIPT], capture_output=True, text=True,
-                          env=subprocess_env(backend), timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.splitlines()
-    bad_id = ids_message("Embedding-Token", VOCAB, VOCAB)
-    assert lines[:2] == [f"lists (1, 3, {VOCAB})", f"empty (0, 3, {VOCAB})"], lines
-    expected = [f"numpy {bad_id}"] * 2 + [f"tensor {bad_id}"] * (1 if backend == "jax" else 2)
-    expected += [f"long {length_message(POSITIONS + 1)}"] * 2
-    assert lines[2:] == expected, proc.stdout
 
 
 def test_docstring_examples():
