@@ -41,8 +41,8 @@ def test_bad_ids_are_named_first_on_this_backend(mlm, kind):
     if kind == "tensor" and keras.backend.backend() == "jax":
         calls = [mlm]  # inside jax.jit the ids cannot be checked (README, "Bad input")
     for call in calls:
-        # A TensorFlow tensor in a direct call is checked inside the graph, which cannot print the id.
-        in_graph = kind == "tensor" and call is mlm and keras.backend.backend() == "tensorflow"
+        # TensorFlow's predict checks a tensor inside its graph, which cannot print the id.
+        in_graph = kind == "tensor" and call is not mlm and keras.backend.backend() == "tensorflow"
         bad_id = ids_message("Embedding-Token", VOCAB, None if in_graph else VOCAB)
         assert first_error_line(call, [tokens, segments]) == bad_id
 
