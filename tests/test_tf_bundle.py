@@ -78,15 +78,15 @@ def test_we_read_tensorflows_files_and_skip_strings(tmp_path):
 
 def test_index_spanning_several_blocks_matches_tensorflow(tmp_path):
     # > 256 KiB of entries: several data blocks and index separators (shortened keys).
-    tensors = {f"layer_{i:04d}/" + "x" * (150 + i % 7): np.full(1, i, "float32")
-               for i in range(2000)}
+    tensors = {f"layer_{i:04d}/" + "x" * (480 + i % 7): np.full(1, i, "float32")
+               for i in range(600)}
     write_bundle(str(tmp_path / "ours.ckpt"), tensors)
     _tf_save(str(tmp_path / "tf.ckpt"), tensors)
     index = (tmp_path / "ours.ckpt.index").read_bytes()
     assert len(index) > 262144  # TensorFlow's block size
     assert index == (tmp_path / "tf.ckpt.index").read_bytes()
     bundle = BundleReader(str(tmp_path / "ours.ckpt"))
-    assert bundle.read("layer_1999/" + "x" * (150 + 1999 % 7))[0] == 1999
+    assert bundle.read("layer_0599/" + "x" * (480 + 599 % 7))[0] == 599
 
 
 def test_sharded_checkpoint(tmp_path):
