@@ -138,3 +138,10 @@ def test_latest_checkpoint_follows_the_state_file(tmp_path):
 def test_unsupported_dtype_is_named(tmp_path):
     with pytest.raises(ValueError, match="cannot write 'names' .* dtype <U1"):
         write_bundle(str(tmp_path / "m.ckpt"), {"names": np.array(["a"])})
+
+
+def test_module_doctests():  # CRC32C's check value, Snappy decoding, the round trip
+    import doctest
+
+    results = doctest.testmod(tf_bundle)
+    assert results.failed == 0 and results.attempted >= 4
