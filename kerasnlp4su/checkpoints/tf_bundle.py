@@ -520,10 +520,12 @@ class BundleReader:
         if entry.sliced:
             raise ValueError(f"{name!r} in checkpoint {self.prefix!r} is a partitioned variable "
                              "(saved as slices); reading slices is not supported")
+        if entry.dtype in (DT_STRING, DT_VARIANT):
+            raise ValueError(f"{name!r} in checkpoint {self.prefix!r} is a string or variant "
+                             "tensor, not a weight: this reader reads numeric tensors only")
         if dtype is None:
             raise ValueError(f"{name!r} in checkpoint {self.prefix!r} has TensorFlow dtype "
-                             f"{entry.dtype}, which this reader does not read (strings are "
-                             "not weights)")
+                             f"{entry.dtype}, which this reader does not read")
         count = int(np.prod(entry.shape, dtype=np.int64))
         if count * dtype.itemsize != entry.size:
             raise CorruptBundleError(
