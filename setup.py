@@ -13,7 +13,9 @@ setup(
     install_requires=[
         "keras>=3.6",
         "numpy",
-        "tensorflow-cpu>=2.16",  # TF backend (default) and the TF1 checkpoint reader/writer
+        "tensorflow-cpu>=2.16",  # TF backend (default); not needed on JAX/PyTorch (README: without TensorFlow)
+        "google-crc32c>=1.5",    # checksums of TF1 checkpoints, read and written without TensorFlow
+        "ml-dtypes",             # bfloat16 tensors in TF1 checkpoints (Keras needs it too)
         "tokenizers>=0.15",      # fast WordPiece engine
         "safetensors>=0.4",      # HuggingFace-format weights without torch
         "h5py",                  # Keras .weights.h5 files

@@ -1,9 +1,10 @@
 """Readers that expose a checkpoint as `{official variable name: numpy array}`."""
 
+import codecs
 import os
 import re
 
-import numpy as np
+from kerasnlp4su.checkpoints.tf_bundle import BundleReader, CorruptBundleError
 
 # Variables a training run leaves in official checkpoints that are not weights.
 _IGNORED_SUFFIXES = ("/adam_m", "/adam_v", "/Adam", "/Adam_1", "/lamb_m", "/lamb_v",
@@ -43,27 +44,27 @@ class CheckpointReader:
 class TF1CheckpointReader(CheckpointReader):
     """Reads an official TF1 checkpoint (`model.ckpt` prefix with `.index`/`.data-*`).
 
+    Plain Python + NumPy (`kerasnlp4su.checkpoints.tf_bundle`): TensorFlow is not imported, on
+    any backend. Every tensor's CRC32C is checked when it is read; string tensors (e.g.
+    `_CHECKPOINTABLE_OBJECT_GRAPH`) and training state are not listed.
+
     Example:
     >>> reader = TF1CheckpointReader("checkpoints/tiny_bert/bert_model.ckpt")
     >>> reader.get("bert/embeddings/word_embeddings").shape  # doctest: +SKIP
     """
 
     def __init__(self, path):
-        import tensorflow as tf
-
         path = resolve_tf1_checkpoint(path)
         self.path = path
         try:
-            self._reader = tf.train.load_checkpoint(path)
-        except Exception as e:  # tf raises several error types for bad files
-            raise ValueError(
-                f"cannot read TF checkpoint {path!r}: the .index or .data files are corrupt "
-                f"or truncated ({type(e).__name__}: {_first_line(e)})"
-            ) from e
-        # TF opens the index eagerly and the data lazily: check the data now.
-        _check_data_files(path)
-        shapes = self._reader.get_variable_to_shape_map()
-        self._shapes = {k: tuple(v) for k, v in shapes.items() if not is_training_state(k)}
+            self._bundle = BundleReader(path)
+            _check_data_files(path)
+            self._bundle.check_data_files()  # truncation is found now, not mid-load
+        except CorruptBundleError as e:
+            raise _corrupt(path, e) from e
+        self._shapes = {name: tuple(self._bundle.shape(name)) for name in self._bundle.names()
+                        if self._bundle.numpy_dtype(name) is not None
+                        and not is_training_state(name)}
 
     def names(self):
         return set(self._shapes)
@@ -73,11 +74,18 @@ class TF1CheckpointReader(CheckpointReader):
 
     def get(self, name):
         try:
-            return np.asarray(self._reader.get_tensor(name))
-        except Exception as e:
-            raise ValueError(
-                f"cannot read variable {name!r} from checkpoint {self.path!r}: the data file "
-                f"is corrupt or truncated ({type(e).__name__}: {_first_line(e)})") from e
+            return self._bundle.read(name)
+        except CorruptBundleError as e:
+            raise _corrupt(self.path, e) from e
+
+
+def _corrupt(path, error):
+    """The error to raise for a damaged checkpoint: names the variable, else the checkpoint."""
+    if error.tensor is not None:
+        return ValueError(f"cannot read variable {error.tensor!r} from checkpoint {path!r}: the "
+                          f"data file is corrupt or truncated ({_first_line(error)})")
+    return ValueError(f"cannot read TF checkpoint {path!r}: the .index or .data files are "
+                      f"corrupt or truncated ({_first_line(error)})")
 
 
 def _first_line(error):
@@ -111,9 +119,7 @@ def resolve_tf1_checkpoint(path):
     if path.endswith(".index"):
         path = path[: -len(".index")]
     if os.path.isdir(path):
-        import tensorflow as tf
-
-        latest = tf.train.latest_checkpoint(path)
+        latest = latest_checkpoint(path)
         if latest is None:
             candidates = sorted(f[:-6] for f in os.listdir(path) if f.endswith(".index"))
             if not candidates:
@@ -130,3 +136,25 @@ def resolve_tf1_checkpoint(path):
             f"TF checkpoint {path!r} not found: expected the file {path + '.index'!r} "
             f"(pass the prefix, e.g. '.../bert_model.ckpt')")
     return path
+
+
+_LATEST = re.compile(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', re.MULTILINE)
+
+
+def latest_checkpoint(directory):
+    """The prefix a directory's `checkpoint` state file names, if its `.index` exists; else None.
+
+    The same answer as `tf.train.latest_checkpoint` for the text file TensorFlow's savers write
+    (`model_checkpoint_path: "model.ckpt-1000"`, relative to the directory or absolute).
+    """
+    try:
+        with open(os.path.join(directory, "checkpoint"), encoding="utf-8") as f:
+            found = _LATEST.search(f.read())
+    except (OSError, UnicodeDecodeError):
+        return None
+    if found is None:
+        return None
+    # A text-format proto string: C escapes, non-ASCII as octal-escaped UTF-8 bytes.
+    name = codecs.escape_decode(found.group(1).encode("utf-8"))[0].decode("utf-8", "replace")
+    prefix = os.path.join(directory, name)  # an absolute `name` replaces the directory
+    return prefix if os.path.exists(prefix + ".index") else None

@@ -5,15 +5,17 @@ import re
 import shutil
 import tempfile
 
-import numpy as np
-
 from kerasnlp4su.checkpoints.atomic import fsync_directory, fsync_file
+from kerasnlp4su.checkpoints.tf_bundle import write_bundle
 
 _DATA_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}")
 
 
 def write_tf1_checkpoint(path, tensors):
-    """Write `{name: array}` as a TF1 checkpoint at prefix `path`.
+    """Write `{name: array}` as a TF1 checkpoint at prefix `path`, without TensorFlow.
+
+    The files are the ones TensorFlow's own saver writes for the same tensors, byte for byte
+    (`kerasnlp4su.checkpoints.tf_bundle`): one `.data-00000-of-00001` shard and the `.index`.
 
     The files are written into a temporary directory next to the target and
     moved into place only when complete. An interrupted save therefore leaves
@@ -21,26 +23,15 @@ def write_tf1_checkpoint(path, tensors):
     the old files remain as `*.bak`), never a mix of old and new files.
 
     Example:
+    >>> import numpy as np
     >>> write_tf1_checkpoint("/tmp/demo/model.ckpt", {"w": np.ones(3)})  # doctest: +SKIP
     """
-    import tensorflow as tf
-
     path = os.path.abspath(os.fspath(path))
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".ckpt-tmp-", dir=directory)
     try:
-        staged_prefix = os.path.join(staging, os.path.basename(path))
-        with tf.Graph().as_default():
-            variables = [
-                tf.compat.v1.Variable(np.asarray(value), name=name, dtype=np.asarray(value).dtype)
-                for name, value in sorted(tensors.items())
-            ]
-            saver = tf.compat.v1.train.Saver(variables, write_version=tf.compat.v1.train.SaverDef.V2)
-            with tf.compat.v1.Session() as session:
-                session.run(tf.compat.v1.variables_initializer(variables))
-                saver.save(session, staged_prefix, write_meta_graph=False,
-                           write_state=False)
+        write_bundle(os.path.join(staging, os.path.basename(path)), tensors)
         _swap_into_place(staging, directory, os.path.basename(path))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
