@@ -237,6 +237,32 @@ def test_K_serves_keras2_backend_semantics(reference):
     close(K.temporal_padding(seq, (1, 2)), k["temporal_padding"])
     close(K.sum(seq, 1, keepdims=True), k["sum"])
     close(K.batch_flatten(seq), k["batch_flatten"])
+    close(K.gather(c["small_matrix"], keras.ops.convert_to_tensor([3, 0, 3])), k["gather"])
+    close(K.repeat_elements(seq, 2, 1), k["repeat_elements"])
+    close(K.permute_dimensions(seq, (2, 0, 1)), k["permute_dimensions"])
+    close(K.pow(seq, 2), k["pow"])
+    close(K.sqrt(seq), k["sqrt"])  # negatives clip to 0 in Keras 2
+    close(K.switch(seq > 0, seq, -seq), k["switch"])
+    close(K.one_hot(keras.ops.convert_to_tensor(labels), 5), k["one_hot"])
+    close(K.argmin(seq), k["argmin"])
+    close(K.reverse(seq, 1), k["reverse"])
+    close(K.arange(2, 9, 3), k["arange"])
+    close(K.constant(1.5, shape=(2, 3)), k["constant"])
+    close(K.l2_normalize(seq), k["l2_all"])
+    close(K.in_train_phase(seq * 2, seq, training=1), k["in_train"])
+    close(K.in_train_phase(seq * 2, seq, training=0), k["in_test"])
+    close(K.ones_like(seq), k["ones_like"])
+    close(K.cumprod(seq), k["cumprod"])
+    close(K.pool2d(seq[:, :, None], (2, 1), (1, 1), "valid", "channels_last", "max"),
+          k["pool_max"])
+    close(K.pool2d(seq[:, :, None], (2, 1), (2, 1), "same", "channels_last", "avg"),
+          k["pool_avg"])
+    last, outputs, _ = K.rnn(lambda x, s: (s[0] * 0.5 + x, [s[0] * 0.5 + x]), seq,
+                             [keras.ops.zeros((2, 3))])
+    close(last, k["rnn"][0])
+    close(outputs, k["rnn"][1])
+    assert (K.dtype(seq), K.ndim(seq), K.floatx(), K.epsilon()) == \
+        (k["dtype"], k["ndim"], k["floatx"], k["epsilon"])
 
 
 def test_snippets_match_bert4keras(reference):

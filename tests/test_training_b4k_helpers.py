@@ -199,3 +199,36 @@ def test_integrated_gradients_on_a_tiny_bert_satisfy_completeness():
     gain = probs[[0, 1], cls] - at_zero[[0, 1], cls]
     np.testing.assert_allclose(attributions.sum((1, 2)), gain, rtol=2e-3, atol=2e-5)
     assert np.abs(gain).max() > 1e-4
+
+
+@pytest.mark.backend_core
+def test_remat_scope_is_bert4keras_recompute_with_the_same_gradients():
+    # bert4keras's RECOMPUTE=1 is `keras.RematScope(mode="full")` around the build, on PyTorch.
+    # Keras 3.15.1 elsewhere (README): TensorFlow's tf.recompute_grad refuses keyword arguments
+    # in tf.function and, run eagerly, gave wrong gradients for the last LayerNorm of this model;
+    # jax.checkpoint traces the `training` flag into an array, which the layers cannot branch on.
+    if keras.backend.backend() != "torch":
+        pytest.skip("keras.RematScope over a whole model is exact on PyTorch only (Keras 3.15.1)")
+    from kerasnlp4su.models import build_transformer_model
+
+    config = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                  intermediate_size=16, max_position_embeddings=8, type_vocab_size=2)
+    keras.utils.set_random_seed(4)
+    plain = build_transformer_model(**config)
+    with keras.RematScope(mode="full"):
+        remat = build_transformer_model(**config)
+    remat.set_weights(plain.get_weights())
+    block = remat.get_layer("Transformer-0-FeedForward")
+    assert block._remat_mode is not None and block._remat_mode.mode == "full"
+    tokens = np.array([[2, 5, 7, 3, 0]], "int32")
+    inputs = [tokens, np.zeros_like(tokens)]
+    np.testing.assert_allclose(to_np(remat(inputs)), to_np(plain(inputs)), atol=1e-6)
+    grads = []
+    for model in (plain, remat):
+        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+        before = weights(model)
+        model.train_on_batch(inputs, np.ones((1, 5, 8), "float32"))
+        grads.append([b - a for b, a in zip(before, weights(model))])
+    for g_plain, g_remat in zip(*grads):
+        np.testing.assert_allclose(g_remat, g_plain, rtol=1e-5, atol=1e-7)
+    assert any(np.abs(g).max() > 1e-4 for g in grads[0])
