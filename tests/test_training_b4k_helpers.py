@@ -169,7 +169,7 @@ def test_integrated_gradients_match_numpy_and_completeness():
     at_zero = softmax(np.tanh(b1) @ W2 + b2)[cls]  # every position's embedding zero
     np.testing.assert_allclose(fine.sum((1, 2)), probs - at_zero, rtol=1e-3, atol=1e-5)
     assert np.abs(fine.sum((1, 2))).max() > 1e-3  # not trivially zero
-    single = integrated_gradients(model, X, steps=16, target=1)
+    single = integrated_gradients(model, [X], steps=16, target=1)
     assert single.shape == (B, T, D) and not np.allclose(single, attributions)
     with pytest.raises(ValueError, match="Embedding-Missing"):
         integrated_gradients(model, X, "Embedding-Missing")
@@ -188,6 +188,9 @@ def test_integrated_gradients_on_a_tiny_bert_satisfy_completeness():
     tokens = np.array([[2, 5, 7, 5, 3, 0], [2, 9, 3, 0, 0, 0]], "int32")
     segments = np.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]], "int32")
     attributions = integrated_gradients(model, [tokens, segments], steps=48)
+    # bert4keras's call shape: nested Python lists, one example.
+    first = integrated_gradients(model, [tokens[:1].tolist(), segments[:1].tolist()], steps=48)
+    np.testing.assert_allclose(first[0], attributions[0], rtol=1e-4, atol=1e-7)
     probs = to_np(model([tokens, segments]))
     cls = probs.argmax(-1)
     # The baseline as bert4keras's example made it: a zero token-embedding matrix.

@@ -86,7 +86,16 @@ def integrated_gradients(model, inputs, embedding_name="Embedding-Token", steps=
         raise ValueError(f"integrated_gradients: the model has {len(model.outputs)} outputs; "
                          f"it needs one")
     embedded = _layer_output(model, embedding_name)
-    inputs = [np.asarray(i) for i in keras.tree.flatten(inputs)]
+    # One array per model input (`[[token_ids], [segment_ids]]` as bert4keras scripts write it).
+    if len(model.inputs) == 1:
+        rank = len(model.inputs[0].shape)
+        wrapped = isinstance(inputs, (list, tuple)) and len(inputs) == 1
+        inputs = [np.asarray(inputs[0] if wrapped and np.ndim(inputs[0]) == rank else inputs)]
+    elif isinstance(inputs, (list, tuple)) and len(inputs) == len(model.inputs):
+        inputs = [np.asarray(i) for i in inputs]
+    else:
+        raise ValueError(f"integrated_gradients: the model takes {len(model.inputs)} inputs; "
+                         f"pass a list of {len(model.inputs)} arrays")
     # The graph from (model inputs, layer output) to the model output: the layer's
     # output becomes an input, the other inputs still feed masks and other embeddings.
     tail = keras.Model(list(model.inputs) + [embedded], model.outputs[0])
