@@ -339,7 +339,9 @@ def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, co
     """
     from keras.src import backend as keras_backend  # the per-backend loop behind keras.layers.RNN
 
-    return keras_backend.rnn(step_function, inputs, list(initial_states),
+    inputs = keras.tree.map_structure(ops.convert_to_tensor, inputs)
+    initial_states = [ops.convert_to_tensor(state) for state in initial_states]
+    return keras_backend.rnn(step_function, inputs, initial_states,
                              go_backwards=go_backwards, mask=mask, constants=constants,
                              unroll=unroll, input_length=input_length, time_major=time_major,
                              zero_output_for_mask=zero_output_for_mask,

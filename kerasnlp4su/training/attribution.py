@@ -44,7 +44,8 @@ def _value_and_gradient(fn, x):
     if backend == "jax":
         import jax
 
-        return jax.value_and_grad(fn)(ops.convert_to_tensor(x))
+        # One compiled program: eager JAX would compile every op of the model separately.
+        return jax.jit(jax.value_and_grad(fn))(ops.convert_to_tensor(x))
     if backend == "torch":
         import torch
 
