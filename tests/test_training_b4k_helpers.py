@@ -208,7 +208,7 @@ def test_integrated_gradients_on_a_tiny_bert_satisfy_completeness():
 def test_remat_scope_is_bert4keras_recompute_with_the_same_gradients():
     # bert4keras's RECOMPUTE=1 is `keras.RematScope(mode="full")` around the build, on PyTorch.
     # Keras 3.15.1 elsewhere (README): TensorFlow's tf.recompute_grad refuses keyword arguments
-    # in tf.function and, run eagerly, gave wrong gradients for the last LayerNorm of this model;
+    # in tf.function and, run eagerly, drops the output's Keras mask (the loss then counts padding);
     # jax.checkpoint traces the `training` flag into an array, which the layers cannot branch on.
     if keras.backend.backend() != "torch":
         pytest.skip("keras.RematScope over a whole model is exact on PyTorch only (Keras 3.15.1)")
