@@ -314,6 +314,40 @@ def switch(condition, then_expression, else_expression):
     return ops.where(ops.cast(condition, "bool"), then_value, else_value)
 
 
+def pool2d(x, pool_size, strides=(1, 1), padding="valid", data_format=None, pool_mode="max"):
+    """Keras 2's 2D pooling (`pool_mode` 'max' or 'avg'); bert4keras's `pool1d` calls it."""
+    pools = {"max": ops.max_pool, "avg": ops.average_pool}
+    if pool_mode not in pools:
+        raise ValueError(f"K.pool2d: pool_mode={pool_mode!r}; use 'max' or 'avg'")
+    return pools[pool_mode](x, pool_size, strides, padding,
+                            data_format or keras.config.image_data_format())
+
+
+def rnn(step_function, inputs, initial_states, go_backwards=False, mask=None, constants=None,
+        unroll=False, input_length=None, time_major=False, zero_output_for_mask=False,
+        return_all_outputs=True):
+    """Keras 2's `K.rnn`: `(last_output, outputs, new_states)` of `step_function` over axis 1.
+
+    `step_function(inputs_t, states) -> (output_t, new_states)`, as in Keras 2
+    (bert4keras's CRF used it for the partition function). Keras 3 keeps the
+    same loop per backend; `keras.ops.scan` is the public op for new code.
+
+    >>> last, _, _ = rnn(lambda x, s: (s[0] + x, [s[0] + x]), keras.ops.ones((2, 3, 1)),
+    ...                  [keras.ops.zeros((2, 1))])
+    >>> float(last[0, 0])
+    3.0
+    """
+    from keras.src import backend as keras_backend  # the per-backend loop behind keras.layers.RNN
+
+    inputs = keras.tree.map_structure(ops.convert_to_tensor, inputs)
+    initial_states = [ops.convert_to_tensor(state) for state in initial_states]
+    return keras_backend.rnn(step_function, inputs, initial_states,
+                             go_backwards=go_backwards, mask=mask, constants=constants,
+                             unroll=unroll, input_length=input_length, time_major=time_major,
+                             zero_output_for_mask=zero_output_for_mask,
+                             return_all_outputs=return_all_outputs)
+
+
 # ---------------------------------------------------------------- losses
 
 

@@ -24,7 +24,8 @@ GROUPS = {
     "layers": ["test_attention.py", "test_dense.py", "test_normalization.py", "test_layer_harness.py",
                "test_gau.py", "test_global_pointer.py", "test_crf.py", "test_loss_layer.py", "test_memm.py",
                "test_relative_position.py", "test_pooling.py", "test_techniques.py",
-               "test_techniques_compression.py", "test_techniques_simbert.py"],
+               "test_techniques_compression.py", "test_techniques_simbert.py",
+               "test_training_b4k_helpers.py"],
 }
 
 

@@ -7,10 +7,12 @@ numbers against bert4keras itself, computed once in a subprocess
 """
 
 import ast
+import functools
 import importlib
 import importlib.util
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,8 @@ import pytest
 from backend_utils import REPO, to_np
 
 MODULES = ["backend", "layers", "snippets", "optimizers", "tokenizers"]
+SIX_MODULES = MODULES + ["models"]  # models' names are tested in test_b4k_models.py; listed here
+STATUSES = ("same", "improved", "replaced by", "raises")
 # Module objects bert4keras scripts import from these modules; other
 # `import`s there (os, sys, six, TF internals) are implementation details.
 IMPORTED_API = {"keras", "K", "tf", "np", "strtobool"}
@@ -31,6 +35,7 @@ IMPORTED_API = {"keras", "K", "tf", "np", "strtobool"}
 KERAS2_PATCH_INTERNALS = {"NodeBase"}
 
 
+@functools.lru_cache(maxsize=None)
 def bert4keras_public_names(module):
     """Top-level names bert4keras's `module` defines or re-exports, minus those it deletes."""
     spec = importlib.util.find_spec("bert4keras")
@@ -70,7 +75,7 @@ def bert4keras_public_names(module):
     for node in tree.body:
         if isinstance(node, ast.Delete):  # snippets deletes its `Hook` helper
             names.difference_update(t.id for t in node.targets if isinstance(t, ast.Name))
-    return {n for n in names if not n.startswith("_")} - KERAS2_PATCH_INTERNALS
+    return frozenset(n for n in names if not n.startswith("_")) - KERAS2_PATCH_INTERNALS
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -80,6 +85,44 @@ def test_every_public_bert4keras_name_imports(module):
     assert len(expected) > 5
     missing = sorted(n for n in expected if not hasattr(ours, n))
     assert not missing, f"kerasnlp4su.{module} lacks bert4keras names: {missing}"
+
+
+def readme_tables():
+    """`{module: (names, statuses)}` of the README's "bert4keras names" tables, one `### module` each.
+
+    Names are the backticked identifiers of a row's first column; `layers.*`
+    stands for every name of that bert4keras module.
+    """
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text.split("\n## bert4keras names\n", 1)[1].split("\n## ", 1)[0]
+    tables = {}
+    for part in re.split(r"^### ", section, flags=re.M)[1:]:
+        module, body = part.split("\n", 1)
+        names, statuses = set(), []
+        for row in body.splitlines():
+            cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+            if not row.startswith("| ") or set(cells[0]) <= {"-", " "} or cells[0] in ("name", "bert4keras"):
+                continue
+            for code in re.findall(r"`([^`]+)`", cells[0]):
+                if code.endswith(".*"):
+                    names |= bert4keras_public_names(code[:-2])
+                elif re.match(r"[A-Za-z_]\w*", code):
+                    names.add(re.match(r"[A-Za-z_]\w*", code).group(0))
+            statuses.append((cells[0], cells[-1]))
+        tables[module.strip()] = (names, statuses)
+    return tables
+
+
+def test_readme_lists_every_bert4keras_name_with_a_status():
+    tables = readme_tables()
+    assert sorted(tables) == sorted(SIX_MODULES)
+    for module in SIX_MODULES:
+        names, statuses = tables[module]
+        unlisted = sorted(bert4keras_public_names(module) - names)
+        assert not unlisted, f"README's bert4keras names table for {module} lacks {unlisted}"
+        for name, status in statuses:
+            assert status.startswith(STATUSES), f"{module}: row {name} has no status: {status[:60]}"
 
 
 def test_the_scan_sees_known_names():
@@ -237,6 +280,32 @@ def test_K_serves_keras2_backend_semantics(reference):
     close(K.temporal_padding(seq, (1, 2)), k["temporal_padding"])
     close(K.sum(seq, 1, keepdims=True), k["sum"])
     close(K.batch_flatten(seq), k["batch_flatten"])
+    close(K.gather(c["small_matrix"], keras.ops.convert_to_tensor([3, 0, 3])), k["gather"])
+    close(K.repeat_elements(seq, 2, 1), k["repeat_elements"])
+    close(K.permute_dimensions(seq, (2, 0, 1)), k["permute_dimensions"])
+    close(K.pow(seq, 2), k["pow"])
+    close(K.sqrt(seq), k["sqrt"])  # negatives clip to 0 in Keras 2
+    close(K.switch(seq > 0, seq, -seq), k["switch"])
+    close(K.one_hot(keras.ops.convert_to_tensor(labels), 5), k["one_hot"])
+    close(K.argmin(seq), k["argmin"])
+    close(K.reverse(seq, 1), k["reverse"])
+    close(K.arange(2, 9, 3), k["arange"])
+    close(K.constant(1.5, shape=(2, 3)), k["constant"])
+    close(K.l2_normalize(seq), k["l2_all"])
+    close(K.in_train_phase(seq * 2, seq, training=1), k["in_train"])
+    close(K.in_train_phase(seq * 2, seq, training=0), k["in_test"])
+    close(K.ones_like(seq), k["ones_like"])
+    close(K.cumprod(seq), k["cumprod"])
+    close(K.pool2d(seq[:, :, None], (2, 1), (1, 1), "valid", "channels_last", "max"),
+          k["pool_max"])
+    close(K.pool2d(seq[:, :, None], (2, 1), (2, 1), "same", "channels_last", "avg"),
+          k["pool_avg"])
+    last, outputs, _ = K.rnn(lambda x, s: (s[0] * 0.5 + x, [s[0] * 0.5 + x]), seq,
+                             [keras.ops.zeros((2, 3))])
+    close(last, k["rnn"][0])
+    close(outputs, k["rnn"][1])
+    assert (K.dtype(seq), K.ndim(seq), K.floatx(), K.epsilon()) == \
+        (k["dtype"], k["ndim"], k["floatx"], k["epsilon"])
 
 
 def test_snippets_match_bert4keras(reference):

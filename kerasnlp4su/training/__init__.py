@@ -1,4 +1,5 @@
-"""Training tricks: adversarial training (FGM), gradient penalty, R-Drop, LoRA, prompts,
+"""Training tricks: adversarial training (FGM), gradient penalty, virtual adversarial training,
+integrated gradients, R-Drop, LoRA, prompts,
 Ladder Side-Tuning, BERT-of-Theseus, SimBERT,
 conditional-LayerNorm multi-task."""
 
@@ -6,7 +7,9 @@ from kerasnlp4su.training.adversarial import (
     adversarial_training,
     gradient_penalty,
     remove_training_tricks,
+    virtual_adversarial_training,
 )
+from kerasnlp4su.training.attribution import integrated_gradients
 from kerasnlp4su.training.lora import (
     apply_lora,
     load_lora_weights,
@@ -49,5 +52,6 @@ __all__ = [
     "save_lora_weights", "symmetric_kl", "unmerge_lora",
     "LadderDownProjection", "LadderGate", "ladder_side_model",
     "TheseusChoice", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
+    "integrated_gradients", "virtual_adversarial_training",
     "task_conditional_encoder", "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
 ]
