@@ -232,6 +232,7 @@ RUN_BY = {
     "finetuning_techniques": "test_examples_techniques.py::test_finetuning_techniques_fast_run",
     "prompt_classification": "test_examples_techniques.py::test_prompt_classification_fast_run",
     "simbert": "test_examples_techniques.py::test_simbert_fast_run",
+    "multitask_cln": "test_examples_techniques.py::test_multitask_cln_fast_run",
 }
 
 

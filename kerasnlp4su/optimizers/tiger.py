@@ -1,4 +1,7 @@
-"""Tiger, Su Jianlin's "Tight-fisted Optimizer" (https://kexue.fm/archives/9512)."""
+"""Tiger, Su Jianlin's "Tight-fisted Optimizer".
+
+Post: "Tiger：一个“抠”到极致的优化器", https://kexue.fm/archives/9512; reference code bojone/tiger.
+"""
 
 import re
 
@@ -37,6 +40,16 @@ class Tiger(keras.optimizers.Optimizer):
     Keras's own `gradient_accumulation_steps` would add a buffer per weight
     and is therefore refused. `lr_schedule` steps count micro-steps, as in
     the reference implementation.
+
+    Embedding tables (the post's fix for them): a sign update moves every
+    coordinate by the same amount, so the step is scaled by the weight's
+    RMS; for an embedding table by each row's own RMS, so a small-norm
+    token vector takes small steps and a large one large steps, instead of
+    one step size set by the whole table. A row absent from the batch has a
+    zero gradient, but its momentum only decays, keeping its sign: the row
+    keeps moving by its full step (as in bojone/tiger, and in Lion) until
+    the sign flips; a row that never had a gradient stays put.
+    `tests/test_tiger_embeddings.py` checks both.
 
     If a weight's gradient has a non-finite entry, its momentum is left
     untouched and the weight is shrunk, `w <- (w - c) * shrink_ratio + c`
