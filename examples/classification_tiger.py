@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers.tiger import Tiger  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
@@ -88,7 +88,7 @@ def build_model(args, num_classes=2):
     bert = build_transformer_model(args.config, args.checkpoint, model=args.model, with_pool=True)
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(num_classes, activation="softmax", name="Classifier")(hidden)
-    return keras.Model(bert.inputs, probs)
+    return TransformerModel(bert.inputs, probs)
 
 
 def main(argv=None):

@@ -40,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import (  # noqa: E402
     child_network_masks,
     extend_with_child_tuning,
@@ -111,11 +111,11 @@ def build_classifier(args):
         pooled = MaskedGlobalAveragePooling(name="Side-Pool")([side.output, side.inputs[0]])
         hidden = keras.layers.Dropout(0.1)(pooled)
         probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
-        return keras.Model(side.inputs, probs)
+        return TransformerModel(side.inputs, probs)
     bert = build_transformer_model(args.config, args.checkpoint, with_pool=True)
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
-    return keras.Model(bert.inputs, probs)
+    return TransformerModel(bert.inputs, probs)
 
 
 def make_optimizer(args, model, train):

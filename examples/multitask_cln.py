@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
 from kerasnlp4su.training import task_conditional_encoder  # noqa: E402
@@ -92,7 +92,7 @@ def build(args, conditional):
         bert = build_transformer_model(args.config, args.checkpoint, with_pool=True)
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
-    model = keras.Model(bert.inputs, probs)
+    model = TransformerModel(bert.inputs, probs)
     model.compile(keras.optimizers.Adam(args.learning_rate), "sparse_categorical_crossentropy")
     return model
 

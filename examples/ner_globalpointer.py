@@ -34,7 +34,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasnlp4su.layers.global_pointer import EfficientGlobalPointer, GlobalPointer  # noqa: E402
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
@@ -149,7 +149,7 @@ def build_model(args, num_labels):
     # The encoder output carries the padding mask, so padded rows/columns of
     # the score matrix come out very negative and never decode as entities.
     scores = pointer(heads=num_labels, head_size=args.head_size, name="Entity-Pointer")(bert.output)
-    return keras.Model(bert.inputs, scores)
+    return TransformerModel(bert.inputs, scores)
 
 
 def evaluate(model, x, mappings, gold, labels, batch_size=64):

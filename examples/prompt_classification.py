@@ -53,7 +53,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer, load_vocab  # noqa: E402
 from kerasnlp4su.training import (  # noqa: E402
@@ -199,7 +199,7 @@ def run_nsp(args, tokenizer, keep, shots, held_out):
     """NSP scoring after fitting the new NSP head on (text, verdict) pairs of the shots."""
     model, _ = load_backbone(args, keep, "nsp")
     train_only(model, ["NSP-", "Pooler"], args.train_blocks)
-    model = keras.Model(model.inputs, model.outputs[-1])  # the NSP probabilities alone
+    model = TransformerModel(model.inputs, model.outputs[-1])  # the NSP probabilities alone
     model.compile(keras.optimizers.Adam(args.learning_rate), "sparse_categorical_crossentropy")
     texts, labels = [t for t, _ in held_out], np.array([y for _, y in held_out])
     untrained = accuracy(nsp_zero_shot(model, tokenizer, texts, VERDICTS, maxlen=args.maxlen),

@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.saving import save_model  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
@@ -64,7 +64,7 @@ def main(argv=None):
     bert = build_transformer_model(args.config, args.checkpoint, model=args.model, with_pool=True)
     hidden = keras.layers.Dropout(0.1)(bert.output)
     probs = keras.layers.Dense(2, activation="softmax", name="Classifier")(hidden)
-    model = keras.Model(bert.inputs, probs)
+    model = TransformerModel(bert.inputs, probs)
     # Keras's AdamW, with repeated tokens' embedding gradients summed first (see README).
     adamw = extend_with_dense_gradients(keras.optimizers.AdamW)
     model.compile(optimizer=adamw(2e-4 if args.fast else 1e-3, weight_decay=0.01),

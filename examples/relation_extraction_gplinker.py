@@ -44,7 +44,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from kerasnlp4su.layers.global_pointer import EfficientGlobalPointer  # noqa: E402
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
@@ -217,7 +217,7 @@ def build_model(args, num_predicates):
                                   tril_mask=False, name="Head-Pointer")(x)
     tail = EfficientGlobalPointer(heads=num_predicates, head_size=args.head_size, rope=False,
                                   tril_mask=False, name="Tail-Pointer")(x)
-    return keras.Model(bert.inputs, [entity, head, tail])
+    return TransformerModel(bert.inputs, [entity, head, tail])
 
 
 def evaluate(model, x, mappings, gold, predicates, batch_size=64):

@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from kerasnlp4su.decoding import Seq2SeqDecoder  # noqa: E402
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer, load_vocab  # noqa: E402
@@ -216,7 +216,7 @@ def main(argv=None):
                                           return_keras_model=False)
     model = transformer.model
     probs = TargetCrossEntropy(name="Target-CrossEntropy")(model.inputs + [model.output])
-    train_model = keras.Model(model.inputs, probs)
+    train_model = TransformerModel(model.inputs, probs)
     train_model.compile(optimizer=extend_with_dense_gradients(keras.optimizers.Adam)(args.lr))
 
     token_ids, segment_ids = zip(*(encode_pair(tokenizer, s, t) for s, t in train))

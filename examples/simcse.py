@@ -34,7 +34,7 @@ from keras import ops  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from kerasnlp4su.layers.pooling import MaskedGlobalAveragePooling  # noqa: E402
-from kerasnlp4su.models import build_transformer_model  # noqa: E402
+from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
 from kerasnlp4su.optimizers import extend_with_dense_gradients  # noqa: E402
 from kerasnlp4su.snippets import DataGenerator, sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer  # noqa: E402
@@ -113,7 +113,7 @@ def build_encoder(args):
         bert = build_transformer_model(args.config, args.checkpoint, model=args.model, **kwargs)
         vocab = args.vocab
     pooled = MaskedGlobalAveragePooling(name="Mean-Pooling")([bert.output, bert.inputs[0]])
-    return Tokenizer(vocab, do_lower_case=True), keras.Model(bert.inputs, pooled, name="simcse")
+    return Tokenizer(vocab, do_lower_case=True), TransformerModel(bert.inputs, pooled, name="simcse")
 
 
 def load_pairs(path):

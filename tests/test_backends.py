@@ -47,3 +47,12 @@ def test_backend_core_passes_on_backend(backend, group):
     summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     assert proc.returncode == 0, f"{backend} backend, {group}: {summary}\n{proc.stdout[-6000:]}"
     assert " passed" in summary and "failed" not in summary, summary
+
+
+def test_tensorflow_only_cases_name_real_tests():
+    from conftest import TENSORFLOW_ONLY
+
+    for key in TENSORFLOW_ONLY:
+        filename, name = key.split("::")
+        with open(os.path.join(HERE, filename), encoding="utf-8") as f:
+            assert f"def {name}(" in f.read(), key

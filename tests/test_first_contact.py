@@ -227,3 +227,32 @@ def test_docstring_examples():
     for test in doctest.DocTestFinder().find(embeddings.ids_out_of_range_message):
         runner.run(test)
     assert runner.tries and not runner.failures
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class CountCalls(keras.layers.Layer):
+    """Identity that counts the traces of a training step it is called in (a traced step runs Python
+    only while tracing; Keras's shape-only build pass calls it with training=False)."""
+
+    calls = 0
+
+    def call(self, x, training=None):
+        if training:
+            type(self).calls += 1
+        return x
+
+
+@pytest.mark.parametrize("cls", [keras.Model, TransformerModel])
+def test_first_training_step_is_traced_once(cls):
+    bert = build_transformer_model(CONFIG, CKPT, with_pool=True)
+    probs = keras.layers.Dense(2, activation="softmax")(CountCalls()(bert.output))
+    model = cls(bert.inputs, probs)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    x, y = [ids([2, 50, 3], [2, 51, 3]), ids([0, 0, 0], [0, 0, 0])], ids(0, 1)
+    CountCalls.calls = 0
+    model.train_on_batch(x, y)
+    model.train_on_batch(x, y)
+    # Keras alone creates the optimizer's and the accuracy's variables inside the first traced step,
+    # which TensorFlow then traces a second time; TransformerModel builds them first, symbolically.
+    assert CountCalls.calls == (1 if cls is TransformerModel else 2), CountCalls.calls

@@ -277,6 +277,27 @@ class TransformerModel(keras.Model):
                              "there is nothing to compute a loss on")
         return x
 
+    def _build_training_state(self, x, y, sample_weight):
+        """Create the optimizer's and the compiled metrics' variables before the first traced step.
+
+        On TensorFlow without a distribution strategy, Keras 3 creates them inside the first traced
+        train step, and `tf.function` traces a function that creates variables twice; for a tiny BERT
+        with AdamW that made the first `train_on_batch` about 5x slower (one trace instead of two:
+        `benchmarks/results.md`, "First training step"). Keras's own build step (the one it runs under
+        a strategy) does it here from the arrays' shapes. Datasets and generators keep Keras's way.
+        """
+        if keras.backend.backend() != "tensorflow" or getattr(self, "optimizer", None) is None:
+            return
+        metrics, loss = getattr(self, "_compile_metrics", None), getattr(self, "_compile_loss", None)
+        unbuilt = (not self.optimizer.built or (metrics is not None and not metrics.built)
+                   or (loss is not None and not loss.built))
+        arrays = [a for a in keras.tree.flatten((x, y, sample_weight)) if a is not None]
+        if not unbuilt or not arrays or not all(isinstance(a, np.ndarray) for a in arrays):
+            return
+        build = getattr(self, "_symbolic_build", None)  # Keras's; absent in another version: only slower
+        if build is not None:
+            build(data_batch=(x, y, sample_weight))
+
     # ------------------------------------------------------ Keras entry points
     def __call__(self, *args, **kwargs):
         if args:
@@ -309,13 +330,15 @@ class TransformerModel(keras.Model):
         if isinstance(validation_data, (list, tuple)) and len(validation_data) in (2, 3):
             validation_data = (self._checked_training_inputs(validation_data[0], "fit"),
                                *map(_as_labels, validation_data[1:]))
+        y, sample_weight = _as_labels(y), _as_labels(sample_weight)
         with project_message_first():
+            self._build_training_state(x, y, sample_weight)
             return super().fit(
-                x, _as_labels(y), batch_size=batch_size, epochs=epochs,
+                x, y, batch_size=batch_size, epochs=epochs,
                 verbose=progress_verbosity(verbose, 2), callbacks=callbacks,
                 validation_split=validation_split, validation_data=validation_data,
                 shuffle=shuffle, class_weight=class_weight,
-                sample_weight=_as_labels(sample_weight), initial_epoch=initial_epoch,
+                sample_weight=sample_weight, initial_epoch=initial_epoch,
                 steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
                 validation_batch_size=validation_batch_size, validation_freq=validation_freq)
 
@@ -323,20 +346,26 @@ class TransformerModel(keras.Model):
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Keras's `evaluate`; off a terminal `verbose="auto"` prints nothing."""
         x = self._checked_training_inputs(x, "evaluate")
+        y, sample_weight = _as_labels(y), _as_labels(sample_weight)
         with project_message_first():
+            self._build_training_state(x, y, sample_weight)
             return super().evaluate(
-                x, _as_labels(y), batch_size=batch_size, verbose=progress_verbosity(verbose, 0),
-                sample_weight=_as_labels(sample_weight), steps=steps, callbacks=callbacks,
+                x, y, batch_size=batch_size, verbose=progress_verbosity(verbose, 0),
+                sample_weight=sample_weight, steps=steps, callbacks=callbacks,
                 return_dict=return_dict, **kwargs)
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         x = self._checked_training_inputs(x, "train_on_batch")
+        y, sample_weight = _as_labels(y), _as_labels(sample_weight)
         with project_message_first():
-            return super().train_on_batch(x, _as_labels(y), sample_weight=_as_labels(sample_weight),
+            self._build_training_state(x, y, sample_weight)
+            return super().train_on_batch(x, y, sample_weight=sample_weight,
                                           class_weight=class_weight, return_dict=return_dict)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         x = self._checked_training_inputs(x, "test_on_batch")
+        y, sample_weight = _as_labels(y), _as_labels(sample_weight)
         with project_message_first():
-            return super().test_on_batch(x, _as_labels(y), sample_weight=_as_labels(sample_weight),
+            self._build_training_state(x, y, sample_weight)
+            return super().test_on_batch(x, y, sample_weight=sample_weight,
                                          return_dict=return_dict)

@@ -10,6 +10,8 @@ its own small shift of the normalisation.
 
 import keras
 
+from kerasnlp4su.models.transformer_model import TransformerModel
+
 
 def task_conditional_encoder(config_path, checkpoint_path, num_tasks, cond_hidden_size=None,
                              **build):
@@ -39,4 +41,4 @@ def task_conditional_encoder(config_path, checkpoint_path, num_tasks, cond_hidde
                                       layer_norm_cond_hidden_size=cond_hidden_size, **build)
     token_inputs = encoder.inputs[:-1]  # the last input is the condition vector
     outputs = encoder(token_inputs + [one_hot])
-    return keras.Model(token_inputs + [task], outputs, name="task_conditional_encoder")
+    return TransformerModel(token_inputs + [task], outputs, name="task_conditional_encoder")

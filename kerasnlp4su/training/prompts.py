@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasnlp4su.models.transformer_model import TransformerModel
 from kerasnlp4su.snippets import sequence_padding
 
 
@@ -184,7 +185,7 @@ def cloze_classifier(mlm_model, template):
     label_ids = getattr(template, "label_token_ids", template)
     positions = keras.Input((np.shape(label_ids)[1],), dtype="int32", name="Input-Mask-Position")
     probs = ClozeScores(label_ids, name="PET-Label-Probs")([_mlm_output(mlm_model), positions])
-    return keras.Model([*mlm_model.inputs[:2], positions], probs)
+    return TransformerModel([*mlm_model.inputs[:2], positions], probs)
 
 
 # ----------------------------------------------------------- P-tuning
@@ -294,7 +295,7 @@ def nsp_zero_shot(nsp_model, tokenizer, texts, label_sentences, maxlen=64, batch
     if len(outputs) != 1:
         raise ValueError("nsp_model needs exactly one (batch, 2) NSP output; build it with "
                          "with_nsp=True")
-    scorer = keras.Model(nsp_model.inputs[:2], outputs[0])
+    scorer = TransformerModel(nsp_model.inputs[:2], outputs[0])
     pairs = [(text, sentence) for text in texts for sentence in label_sentences]
     token_ids, segment_ids = zip(*(tokenizer.encode(a, b, maxlen=maxlen) for a, b in pairs))
     x = [sequence_padding(token_ids, length=maxlen), sequence_padding(segment_ids, length=maxlen)]

@@ -16,6 +16,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.layers import FeedForward, LayerNormalization, MultiHeadAttention
+from kerasnlp4su.models.transformer_model import TransformerModel
 from kerasnlp4su.training._blocks import transformer_blocks
 
 
@@ -108,4 +109,4 @@ def ladder_side_model(model, reduction=8, heads=2, temperature=0.1):
         down = LadderDownProjection(width, name=f"Side-Down-{i}")(state)
         side = LadderGate(temperature, name=f"Side-Gate-{i}")([side, down])
         side = _side_block(side, blocks.mask, width, heads, f"Side-{i}")
-    return keras.Model(model.inputs, side, name="ladder_side")
+    return TransformerModel(model.inputs, side, name="ladder_side")

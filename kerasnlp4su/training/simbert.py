@@ -15,6 +15,8 @@ them by [CLS] cosine (`simbert_encoder`).
 import keras
 from keras import ops
 
+from kerasnlp4su.models.transformer_model import TransformerModel
+
 
 def similarity_loss(vectors, scale=30.0):
     """SimBERT's in-batch loss: rows `2i` and `2i+1` are each other's positive; mean over rows.
@@ -109,7 +111,7 @@ def simbert_model(model, scale=30.0, similarity_weight=1.0):
     vectors, probs = model.outputs
     probs = SimBertLoss(scale, similarity_weight, name="SimBert-Loss")(
         list(model.inputs) + [vectors, probs])
-    return keras.Model(model.inputs, probs, name="simbert_training")
+    return TransformerModel(model.inputs, probs, name="simbert_training")
 
 
 def simbert_encoder(model):
@@ -121,4 +123,4 @@ def simbert_encoder(model):
     """
     _check(model, "simbert_encoder")
     normalised = keras.layers.UnitNormalization(name="SimBert-Normalize")(model.outputs[0])
-    return keras.Model(model.inputs, normalised, name="simbert_encoder")
+    return TransformerModel(model.inputs, normalised, name="simbert_encoder")

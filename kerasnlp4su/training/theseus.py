@@ -16,6 +16,7 @@ end `theseus_successor` gives the successor alone as an ordinary model.
 import keras
 from keras import ops
 
+from kerasnlp4su.models.transformer_model import TransformerModel
 from kerasnlp4su.training._blocks import transformer_blocks
 
 _SUCCESSOR = "Successor-{}"
@@ -99,7 +100,7 @@ class TheseusReplacementSchedule(keras.callbacks.Callback):
 
 
 def _sub_model(inputs, outputs, name, passes_mask=False):
-    model = keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)  # a block used as a layer, never trained alone
     # A block gets padding through its attention-mask input; the Keras mask
     # on its hidden states just passes through (TheseusChoice drops it
     # before the head, which, like a pooler, must not receive it).
@@ -162,7 +163,7 @@ def theseus_model(predecessor, successor_layers, replace_rate=0.5, init_layers=N
         new = successor([hidden, mask])
         hidden = TheseusChoice(replace_rate, seed=None if seed is None else seed + j,
                                name=f"Theseus-Choice-{j}")([old, new])
-    return keras.Model(predecessor.inputs, head(hidden), name="theseus")
+    return TransformerModel(predecessor.inputs, head(hidden), name="theseus")
 
 
 def theseus_successor(mixed):
@@ -185,4 +186,4 @@ def theseus_successor(mixed):
     hidden, mask = mixed.get_layer(_SUCCESSOR.format(0))._inbound_nodes[0].arguments.args[0]
     for j in range(count):
         hidden = mixed.get_layer(_SUCCESSOR.format(j))([hidden, mask])
-    return keras.Model(mixed.inputs, mixed.get_layer("Theseus-Head")(hidden), name="successor")
+    return TransformerModel(mixed.inputs, mixed.get_layer("Theseus-Head")(hidden), name="successor")
