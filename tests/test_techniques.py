@@ -14,6 +14,7 @@ import pytest
 
 from backend_utils import to_np
 from kerasnlp4su.layers import Dense, Embedding
+from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import (
     apply_lora,
     load_lora_weights,
@@ -37,7 +38,7 @@ def tiny_classifier(seed=1, **build):
     bert = build_transformer_model(os.path.join(TINY, "bert_config.json"),
                                    os.path.join(TINY, "bert_model.ckpt"), with_pool=True, **build)
     out = keras.layers.Dense(2, activation="softmax", name="Classifier")(bert.output)
-    return keras.Model(bert.inputs, out)
+    return TransformerModel(bert.inputs, out)
 
 
 def token_batch(batch=4, length=8, seed=0):

@@ -13,6 +13,7 @@ import pytest
 
 from backend_utils import to_np
 from kerasnlp4su.layers import TokenSelect
+from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import (
     LadderGate,
     TheseusReplacementSchedule,
@@ -36,7 +37,7 @@ def tiny_bert(seed=1, **build):
 def tiny_classifier(**build):
     bert = tiny_bert(with_pool=True, **build)
     out = keras.layers.Dense(2, activation="softmax", name="Classifier")(bert.output)
-    return keras.Model(bert.inputs, out)
+    return TransformerModel(bert.inputs, out)
 
 
 def token_batch(batch=4, length=8, seed=0):
@@ -85,7 +86,7 @@ def test_ladder_side_model_reads_every_hidden_state_and_trains_only_the_side():
     backbone = [to_np(w).copy() for w in bert.weights]
     assert not bert.trainable_weights
     pooled = TokenSelect()(side.output)
-    model = keras.Model(side.inputs, keras.layers.Dense(2, activation="softmax")(pooled))
+    model = TransformerModel(side.inputs, keras.layers.Dense(2, activation="softmax")(pooled))
     before = [to_np(w).copy() for w in model.trainable_weights]
     model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy",
                   run_eagerly=True)  # two steps: tracing would cost more

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from backend_utils import to_np
+from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import adversarial_training, gradient_penalty, remove_training_tricks
 
 V, D, B, T = 6, 3, 4, 3
@@ -138,7 +139,7 @@ def test_fgm_with_tiger_on_a_tiny_bert():
                                    max_position_embeddings=8, type_vocab_size=2,
                                    hidden_act="gelu", with_pool=True)
     outputs = keras.layers.Dense(2, name="Head")(bert.output)
-    model = keras.Model(bert.inputs, outputs)
+    model = TransformerModel(bert.inputs, outputs)
     tiger = Tiger(learning_rate=1e-2, grad_accum_steps=2)
     model.compile(optimizer=tiger, loss="sparse_categorical_crossentropy")
     adversarial_training(model, "Embedding-Token", epsilon=0.5)

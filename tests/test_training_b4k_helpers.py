@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backend_utils import to_np
+from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import (
     gradient_penalty,
     integrated_gradients,
@@ -184,7 +185,7 @@ def test_integrated_gradients_on_a_tiny_bert_satisfy_completeness():
     bert = build_transformer_model(vocab_size=20, hidden_size=8, num_hidden_layers=1,
                                    num_attention_heads=2, intermediate_size=16,
                                    max_position_embeddings=8, type_vocab_size=2, with_pool=True)
-    model = keras.Model(bert.inputs, keras.layers.Dense(2, activation="softmax")(bert.output))
+    model = TransformerModel(bert.inputs, keras.layers.Dense(2, activation="softmax")(bert.output))
     tokens = np.array([[2, 5, 7, 5, 3, 0], [2, 9, 3, 0, 0, 0]], "int32")
     segments = np.array([[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]], "int32")
     attributions = integrated_gradients(model, [tokens, segments], steps=48)
