@@ -534,14 +534,15 @@ class DataGenerator:
         data adapter (see ``BatchStream``), so batches may be padded to a
         different length each, as bert4keras's are.
         """
-        return batch_stream(self._endless(random))
+        return batch_stream(keras_batch(batch) for batch in self._endless(random))
 
     def _endless(self, random):
+        """`__iter__`'s batches (or samples), pass after pass, as yielded."""
         while True:
             yielded = False
             for batch in self.__iter__(random):
                 yielded = True
-                yield keras_batch(batch)
+                yield batch
             if not yielded:
                 # Looping again would spin forever without yielding anything.
                 raise ValueError(f"{type(self).__name__} yielded no batch in a whole pass "
@@ -553,7 +554,7 @@ class DataGenerator:
         The one-element tuple keeps Keras's ``predict`` from reading
         ``(token_ids, segment_ids)`` as ``(inputs, targets)``.
         """
-        return batch_stream((batch[0],) for batch in self._endless(random))
+        return batch_stream((keras_batch(batch)[0],) for batch in self._endless(random))
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
         """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.
@@ -565,8 +566,13 @@ class DataGenerator:
         """
         import tensorflow as tf
 
+        # The samples as `__iter__` yields them: their nesting is what
+        # `types` and `shapes` describe (lists included).
+        def samples():
+            return (_as_tuples(sample) for sample in self._endless(random=True))
+
         if names is None:
-            generator = self.forfit
+            generator = samples
         else:
             if is_string(names):
                 wrap = lambda k, v: {k: v}  # noqa: E731
@@ -578,7 +584,7 @@ class DataGenerator:
                 )
 
             def generator():
-                for d in self.forfit():
+                for d in samples():
                     yield wrap(names, d)
 
             types = wrap(names, types)
@@ -629,14 +635,7 @@ def keras_batch(batch):
     >>> type(batch), type(batch[0]), len(batch)
     (<class 'tuple'>, <class 'tuple'>, 1)
     """
-    def tuples(value):
-        if isinstance(value, (list, tuple)):
-            return tuple(tuples(item) for item in value)
-        if isinstance(value, dict):
-            return {key: tuples(item) for key, item in value.items()}
-        return value
-
-    batch = tuples(batch)
+    batch = _as_tuples(batch)
     if isinstance(batch, tuple) and len(batch) in (2, 3) and batch[1] is None:
         batch = batch[:1] + batch[2:] if len(batch) == 3 and batch[2] is not None else batch[:1]
     return batch
@@ -726,6 +725,15 @@ def _make_batch_stream_class(GeneratorDataAdapter):  # noqa: N803 - a class
         return tf.TensorSpec(shape, tf.as_dtype(np.asarray(x).dtype))
 
     return BatchStream
+
+
+def _as_tuples(value):
+    """`value` with every list (nested in lists, tuples, dicts) made a tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_tuples(item) for key, item in value.items()}
+    return value
 
 
 def _map_like(types, shapes, fn):

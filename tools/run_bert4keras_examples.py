@@ -70,7 +70,8 @@ def _shrink(match, context):
 
 def _pretrained_file(match, context):
     quote, path = match.group(1), match.group(2)
-    return quote + context["checkpoints"].file_for(path, context["family"]) + quote
+    return quote + context["checkpoints"].file_for(path, context["family"],
+                                                   context.get("config", {})) + quote
 
 
 REWRITES = [
@@ -127,8 +128,8 @@ class TinyCheckpoints:
         self.directory = directory
         self.written = {}
 
-    def _file_for(self, original, family):
-        files = self.files(family)
+    def _file_for(self, original, family, config):
+        files = self.files(family, config)
         base = os.path.basename(original)
         if base.endswith(".json") and "keep_tokens" in base:
             return files["keep_tokens"]
@@ -142,20 +143,25 @@ class TinyCheckpoints:
             return files["checkpoint"]
         return None
 
-    def file_for(self, original, family):
-        """The tiny stand-in for a pretrained file, or a named path that does not exist."""
-        found = self._file_for(original, family)
+    def file_for(self, original, family, config=None):
+        """The tiny stand-in for a pretrained file, or a named path that does not exist.
+
+        `config`: official config entries that differ from the family's tiny one
+        (a script that needs more layers than two, say).
+        """
+        found = self._file_for(original, family, config or {})
         return found or os.path.join(self.directory, family, "no-tiny-" + os.path.basename(original))
 
-    def files(self, family):
-        if family not in self.written:
-            self.written[family] = self._write(family)
-        return self.written[family]
+    def files(self, family, config=None):
+        key = (family, json.dumps(config or {}, sort_keys=True))
+        if key not in self.written:
+            self.written[key] = self._write(family, config or {})
+        return self.written[key]
 
-    def _write(self, family):
+    def _write(self, family, overrides):
         shipped = os.path.join(REPO, "checkpoints", "tiny_bert")
         vocab = os.path.join(shipped, "vocab.txt")
-        if family == "bert":
+        if family == "bert" and not overrides:
             return {"config": os.path.join(shipped, "bert_config.json"), "vocab": vocab,
                     "checkpoint": os.path.join(shipped, "bert_model.ckpt"),
                     "spm": None, "keep_tokens": None}
@@ -170,7 +176,9 @@ class TinyCheckpoints:
         config = dict(spec.tiny_config, vocab_size=vocab_size)
         if "max_position_embeddings" in config:
             config["max_position_embeddings"] = 128
-        directory = os.path.join(self.directory, family)
+        config.update(overrides)
+        directory = os.path.join(self.directory, family + "".join(
+            f"_{k}{v}" for k, v in sorted(overrides.items())))
         os.makedirs(directory, exist_ok=True)
         config_path = os.path.join(directory, "config.json")
         with open(config_path, "w") as f:
@@ -302,6 +310,7 @@ class Example:
     cannot: str = ""   # why the tool does not run it (its own Keras-2 code, a download, ...)
     serve: str = ""    # a URL path to GET when the script serves HTTP (it then never exits)
     after: str = ""    # runs in this script's work folder, after it (reads its saved weights)
+    config: dict = dataclasses.field(default_factory=dict)  # tiny checkpoint's config changes
 
 
 EXAMPLES = {
@@ -315,7 +324,8 @@ EXAMPLES = {
     "basic_simple_web_serving_simbert.py": Example(serve="/gen_synonyms?text=我们今天很好"),
     "task_conditional_language_model.py": Example(SENTIMENT),
     "task_iflytek_adversarial_training.py": Example(IFLYTEK),
-    "task_iflytek_bert_of_theseus.py": Example(IFLYTEK),
+    # Its successor has 3 layers, each replacing predecessor_layers // 3.
+    "task_iflytek_bert_of_theseus.py": Example(IFLYTEK, config={"num_hidden_layers": 6}),
     "task_iflytek_gradient_penalty.py": Example(IFLYTEK),
     "task_iflytek_multigpu.py": Example(IFLYTEK),
     "task_image_caption.py": Example(cannot=(
@@ -449,7 +459,8 @@ class Workspace:
             # Each script reads its own copy of the data (sizes differ: VAT
             # needs 100 sentences for its 1% labelled split).
             data = os.path.join(self.data, name[:-3])
-            context = {"data": data, "checkpoints": self.checkpoints, "family": family_of(source)}
+            context = {"data": data, "checkpoints": self.checkpoints, "family": family_of(source),
+                       "config": EXAMPLES.get(name, Example()).config}
             with open(os.path.join(self.scripts, name), "w", encoding="utf-8") as f:
                 f.write(rewrite(source, context))
             write_data(data, EXAMPLES.get(name, Example()))
