@@ -40,7 +40,7 @@ def test_rewrites_are_mechanical():
               "model = build_transformer_model(config_path, model='albert')\n")
 
     class StandIns:
-        def file_for(self, original, family):
+        def file_for(self, original, family, config):
             return f"<{family}:{os.path.basename(original)}>"
 
     context = {"data": "/tmp/d", "checkpoints": StandIns(), "family": tool.family_of(source)}
