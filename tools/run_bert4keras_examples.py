@@ -111,10 +111,18 @@ FAMILY_OF_MODEL = {"roberta": "bert", "gpt2_ml": "gpt2_ml", "mt5.1.1": "mt5.1.1"
 
 
 def family_of(source):
-    """The family a script's `build_transformer_model(..., model='x')` loads (else 'bert')."""
-    found = re.search(r"""\bmodel\s*=\s*['"]([\w.]+)['"]""", source)
-    name = found.group(1) if found else "bert"
-    return FAMILY_OF_MODEL.get(name, name)
+    """The family a script's `build_transformer_model(..., model='x')` loads (else 'bert').
+
+    Read from the code (not from comments or docstrings that mention another model).
+    """
+    import ast
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "build_transformer_model":
+            for keyword in node.keywords:
+                if keyword.arg == "model" and isinstance(keyword.value, ast.Constant):
+                    return FAMILY_OF_MODEL.get(keyword.value.value, keyword.value.value)
+    return "bert"
 
 
 class TinyCheckpoints:
@@ -257,7 +265,7 @@ def ner_corpus(n):
         chars += [(c, ("B-" if k == 0 else "I-") + "PER") for k, c in enumerate(name)]
         chars += [(c, "O") for c in _sentence(i, 2)]
         blocks.append("\n".join(f"{c} {t}" for c, t in chars))
-    return "\n\n".join(blocks) + "\n"
+    return "\n\n".join(blocks) + "\n\n"  # the corpus ends with an empty line
 
 
 def segmented(n):
