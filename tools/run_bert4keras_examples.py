@@ -383,10 +383,11 @@ EXAMPLES = {
     "task_seq2seq_autotitle_csl_mt5.py": Example(cannot=(
         "needs `rouge`, `nltk` and an mT5 sentencepiece model")),
     "task_seq2seq_autotitle_multigpu.py": Example(THUCNEWS),
-    "task_sequence_labeling_cws_crf.py": Example(_files(
+    # `bert_layers = 12`: they read Transformer-11-FeedForward-Norm, so a 12-layer tiny BERT.
+    "task_sequence_labeling_cws_crf.py": Example(config={"num_hidden_layers": 12}, data=_files(
         DataFile("root/icwb2-data/training/pku_training.utf8", segmented, 20),
         DataFile("root/icwb2-data/testing/pku_test.utf8", unsegmented, 4))),
-    "task_sequence_labeling_ner_crf.py": Example(_files(*(
+    "task_sequence_labeling_ner_crf.py": Example(config={"num_hidden_layers": 12}, data=_files(*(
         DataFile(f"root/ner/china-people-daily-ner-corpus/example.{part}", ner_corpus, n)
         for part, n in (("train", 12), ("dev", 4), ("test", 4))))),
 }
