@@ -628,6 +628,8 @@ def run_examples(checkout, names=None, in_process=False, timeout=600, root=None,
         if example.cannot or missing:
             reason = example.cannot or "needs " + ", ".join(f"`{m}`" for m in missing)
             result = Result(name, "not run", reason)
+        elif in_process and example.serve:
+            result = Result(name, "not run", "serves HTTP until stopped: run it without --in-process")
         elif in_process:
             result = run_in_process(workspace, name)
         else:
