@@ -526,16 +526,23 @@ class DataGenerator:
         Each batch is what ``__iter__`` yields with its lists made tuples:
         bert4keras's ``[token_ids, segment_ids], labels`` becomes
         ``((token_ids, segment_ids), labels)``, the same arrays in a form
-        Keras 3 takes from a generator (on TensorFlow it turns the first
-        batch into a ``tf.data`` signature, which has no lists). A ``None``
-        target (models whose loss is a ``Loss`` layer) is dropped:
-        ``(inputs,)``.
+        Keras 3 takes from a generator (on TensorFlow it turns batches into a
+        ``tf.data`` signature, which has no lists). A ``None`` target (models
+        whose loss is a ``Loss`` layer) is dropped: ``(inputs,)``.
+
+        The stream is an iterator that ``model.fit`` also takes as its own
+        data adapter (see ``BatchStream``), so batches may be padded to a
+        different length each, as bert4keras's are.
         """
+        return batch_stream(keras_batch(batch) for batch in self._endless(random))
+
+    def _endless(self, random):
+        """`__iter__`'s batches (or samples), pass after pass, as yielded."""
         while True:
             yielded = False
             for batch in self.__iter__(random):
                 yielded = True
-                yield keras_batch(batch)
+                yield batch
             if not yielded:
                 # Looping again would spin forever without yielding anything.
                 raise ValueError(f"{type(self).__name__} yielded no batch in a whole pass "
@@ -547,8 +554,7 @@ class DataGenerator:
         The one-element tuple keeps Keras's ``predict`` from reading
         ``(token_ids, segment_ids)`` as ``(inputs, targets)``.
         """
-        for batch in self.forfit(random):
-            yield (batch[0],)
+        return batch_stream((keras_batch(batch)[0],) for batch in self._endless(random))
 
     def to_dataset(self, types, shapes, names=None, padded_batch=False):
         """A ``tf.data.Dataset`` over ``forfit()``; ``__iter__`` yields samples.
@@ -560,8 +566,13 @@ class DataGenerator:
         """
         import tensorflow as tf
 
+        # The samples as `__iter__` yields them: their nesting is what
+        # `types` and `shapes` describe (lists included).
+        def samples():
+            return (_as_tuples(sample) for sample in self._endless(random=True))
+
         if names is None:
-            generator = self.forfit
+            generator = samples
         else:
             if is_string(names):
                 wrap = lambda k, v: {k: v}  # noqa: E731
@@ -573,7 +584,7 @@ class DataGenerator:
                 )
 
             def generator():
-                for d in self.forfit():
+                for d in samples():
                     yield wrap(names, d)
 
             types = wrap(names, types)
@@ -624,17 +635,105 @@ def keras_batch(batch):
     >>> type(batch), type(batch[0]), len(batch)
     (<class 'tuple'>, <class 'tuple'>, 1)
     """
-    def tuples(value):
-        if isinstance(value, (list, tuple)):
-            return tuple(tuples(item) for item in value)
-        if isinstance(value, dict):
-            return {key: tuples(item) for key, item in value.items()}
-        return value
-
-    batch = tuples(batch)
+    batch = _as_tuples(batch)
     if isinstance(batch, tuple) and len(batch) in (2, 3) and batch[1] is None:
         batch = batch[:1] + batch[2:] if len(batch) == 3 and batch[2] is not None else batch[:1]
     return batch
+
+
+def batch_stream(batches):
+    """An iterator over `batches` that `model.fit`/`predict` take with batches of any length.
+
+    Keras 3 reads a plain generator's first two batches on TensorFlow and
+    fixes every size they share into its `tf.data` signature, so a later
+    batch padded to another length fails ("Generator yielded an element of
+    shape ..."). The returned `BatchStream` is also a Keras data adapter
+    whose signature keeps only each array's rank, dtype and axes of size 1
+    (so `[label]` targets stay `(batch, 1)`); other backends iterate it as
+    a generator. Without Keras (or with a
+    Keras that has no such adapter class) the iterator itself is returned.
+
+    Example:
+    >>> stream = batch_stream(iter([((np.ones((2, 3)),),), ((np.ones((2, 5)),),)]))
+    >>> [batch[0][0].shape for batch in stream]
+    [(2, 3), (2, 5)]
+    """
+    cls = _batch_stream_class()
+    return cls(batches) if cls is not None else batches
+
+
+_BATCH_STREAM_CLASS = []
+
+
+def _batch_stream_class():
+    if not _BATCH_STREAM_CLASS:
+        try:
+            from keras.src.trainers.data_adapters.generator_data_adapter import (
+                GeneratorDataAdapter,
+            )
+        except ImportError:  # Keras missing, or its adapters moved: a plain iterator
+            GeneratorDataAdapter = None
+        _BATCH_STREAM_CLASS.append(None if GeneratorDataAdapter is None
+                                   else _make_batch_stream_class(GeneratorDataAdapter))
+    return _BATCH_STREAM_CLASS[0]
+
+
+def _make_batch_stream_class(GeneratorDataAdapter):  # noqa: N803 - a class
+    import itertools
+
+    class BatchStream(GeneratorDataAdapter):
+        """A batch iterator that is its own Keras data adapter (see `batch_stream`)."""
+
+        def __init__(self, batches):
+            # The parent's __init__ would read two batches now; they are read
+            # only when TensorFlow asks for the signature.
+            self._batches = iter(batches)
+            self._output_signature = None
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self._batches)
+
+        def generator(self):
+            return self._batches
+
+        def get_tf_dataset(self):
+            import tensorflow as tf
+
+            from keras import tree
+
+            if self._output_signature is None:
+                first = next(self._batches, None)
+                if first is None or not isinstance(first, tuple):
+                    raise ValueError("batch_stream: a batch for Keras must be a tuple "
+                                     f"(inputs,) or (inputs, targets[, weights]); got {first!r}")
+                self._batches = itertools.chain([first], self._batches)
+                self._output_signature = tree.map_structure(_loose_spec, first)
+            batches = self._batches
+            dataset = tf.data.Dataset.from_generator(lambda: batches,
+                                                     output_signature=self._output_signature)
+            return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _loose_spec(x):
+        import tensorflow as tf
+
+        # Every size may change from batch to batch except a size of 1, which
+        # is kept: `[label]` targets of sparse losses must stay (batch, 1).
+        shape = [None] + [1 if n == 1 else None for n in np.shape(x)[1:]]
+        return tf.TensorSpec(shape, tf.as_dtype(np.asarray(x).dtype))
+
+    return BatchStream
+
+
+def _as_tuples(value):
+    """`value` with every list (nested in lists, tuples, dicts) made a tuple."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _as_tuples(item) for key, item in value.items()}
+    return value
 
 
 def _map_like(types, shapes, fn):

@@ -165,6 +165,27 @@ def test_to_dataset():
     assert next(iter(ds))[0].shape == (2, 2)
 
 
+def test_to_dataset_with_bert4keras_nested_samples_and_names():
+    # task_iflytek_multigpu.py: samples `[ids, segments], [[label]]` named
+    # after the input and output layers, padded by tf.data.
+    class NestedGenerator(DataGenerator):
+        def __iter__(self, random=False):
+            for _, (x, y) in self.sample(random):
+                yield [x, [0] * len(x)], [[y]]
+
+    gen = NestedGenerator(DATA, batch_size=4)
+    ds = gen.to_dataset(types=[("float32", "float32"), ("float32",)],
+                        shapes=[([None], [None]), ([1],)],
+                        names=[("Input-Token", "Input-Segment"), ("Probas",)], padded_batch=True)
+    inputs, targets = next(iter(ds))
+    assert set(inputs) == {"Input-Token", "Input-Segment"} and set(targets) == {"Probas"}
+    assert inputs["Input-Token"].shape[0] == 4 and targets["Probas"].shape == (4, 1)
+    np.testing.assert_array_equal(inputs["Input-Segment"], np.zeros(inputs["Input-Token"].shape))
+    lengths = (inputs["Input-Token"].numpy() != 0).sum(axis=1)
+    assert inputs["Input-Token"].shape[1] == lengths.max()  # padded to the longest sample
+    assert set(targets["Probas"].numpy().ravel()) <= {0.0, 1.0}
+
+
 def test_pydataset_in_model_fit():
     keras.utils.set_random_seed(0)
     gen = PairGenerator(DATA, batch_size=4)
