@@ -12,8 +12,10 @@ import keras
 import numpy as np
 
 from kerasnlp4su.backend import no_grad
+from kerasnlp4su.decoding import beam
 from kerasnlp4su.decoding.search import AutoRegressiveDecoder
-from kerasnlp4su.models.cache import check_cache_support
+from kerasnlp4su.models.cache import check_cache_support, reorder_cache
+from kerasnlp4su.models.transformer import Transformer
 
 __all__ = ["EncoderDecoderDecoder", "LMDecoder", "Seq2SeqDecoder"]
 
@@ -84,9 +86,250 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         # Compiled functions, built on first use.
         self._full_fn = self._prefix_fn = None
         self._step_fns = {}  # (reorders?, batch or None) -> traced / jitted step
+        self._search_fns = {}  # (batch, beams, ...) -> compiled whole search
+        self._batch_prefix_fn = None
         # A cache of the structure the traced functions take and return
         # (block count, cross entries): flat tensor lists are rebuilt on it.
         self._layout = None
+
+    # ----------------------------------------------------------- batches
+    def generate(self, inputs_list, topk=1, temperature=1):
+        """Decode a batch of examples at once; returns `[beam_search(x, topk) for x in inputs_list]`.
+
+        Each element of `inputs_list` is what `beam_search` takes for one
+        example (e.g. `[token_ids, segment_ids]`); lengths may differ.
+        `topk=1` is greedy search. The prompts are right-padded into one
+        batch (each row's generated tokens get the positions they would have
+        alone; families without learned absolute positions, e.g. RoFormer
+        or NEZHA, are batched per prompt length instead), the prefix runs
+        once, and the whole search (model step, beam selection, cache
+        reordering by beam parents, each example stopping at its own end
+        token) runs in one compiled loop: `tf.while_loop` in a traced
+        function on TensorFlow, `jax.lax.while_loop` under `jax.jit` on JAX,
+        a Python loop on PyTorch. The loop stops when every example has
+        finished; until then a finished example's rows still run (fixed
+        shapes), masked out of the search.
+
+        Example:
+        >>> decoder = Seq2SeqDecoder(t, end_id=tokenizer._token_end_id, maxlen=32)  # doctest: +SKIP
+        >>> batch = [tokenizer.encode(text) for text in texts]  # doctest: +SKIP
+        >>> [tokenizer.decode(ids) for ids in decoder.generate(batch, topk=3)]  # doctest: +SKIP
+        """
+        inputs_list = list(inputs_list)
+        topk = int(topk)
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
+        if not self.use_cache:  # recomputation: the per-example NumPy search
+            return [AutoRegressiveDecoder.beam_search(self, x, topk, temperature=temperature)
+                    for x in inputs_list]
+        rows = [self._prefix_row(x) for x in inputs_list]
+        results = [None] * len(rows)
+        for group in self._batch_groups(rows):
+            outputs = self._generate_batch([rows[i] for i in group], topk, temperature)
+            for i, ids in zip(group, outputs):
+                results[i] = ids
+        return results
+
+    def beam_search(self, inputs, topk, states=None, temperature=1, min_ends=1, constraint=None):
+        """`AutoRegressiveDecoder.beam_search`, run as one compiled loop when it can be.
+
+        With the cache, a compiled step and the plain options (no
+        `states`, `min_ends=1`, no `constraint`, `predict` not overridden)
+        this is `generate([inputs], topk, temperature)[0]`, which returns
+        to Python once per generation instead of once per step; otherwise
+        the step-by-step search.
+        """
+        in_graph = (self.use_cache and self.compile_step and states is None and min_ends == 1
+                    and constraint is None and type(self).predict in _BUILT_IN_PREDICTS)
+        if in_graph:
+            return self.generate([inputs], topk, temperature)[0]
+        return super().beam_search(inputs, topk, states, temperature, min_ends, constraint)
+
+    def _prefix_row(self, inputs):
+        """One example's prefix (source, then `first_output_ids`) as 1-D model-input arrays."""
+        token_ids, segment_ids = self._source([np.asarray(i)[None] for i in inputs], 1)
+        first = self.first_output_ids[0].astype("int32")
+        token_ids = np.concatenate([token_ids[0], first])
+        segment_ids = np.concatenate([segment_ids[0], np.full_like(first, self.output_segment)])
+        if len(token_ids) == 0:
+            raise ValueError("generate() needs a non-empty prompt or a start_id")
+        return self._model_inputs(token_ids, segment_ids)
+
+    def _rows_may_shift(self):
+        """Whether rows of different prompt lengths can share a batch (`KVCache.shift`).
+
+        Only learned absolute positions read the per-row offset; relative
+        and rotary positions would see the padding gap.
+        """
+        t = type(self.transformer)
+        return (self.transformer.position_encoding == "learned"
+                and not self.transformer.custom_position_ids
+                and t.apply_embeddings is Transformer.apply_embeddings
+                and t.attention_position_arguments is Transformer.attention_position_arguments)
+
+    def _batch_groups(self, rows):
+        """Index lists of the examples decoded together."""
+        lengths = [len(r[0]) for r in rows]
+        if self._rows_may_shift() or len(set(lengths)) == 1:
+            return [list(range(len(rows)))]
+        groups = {}
+        for i, n in enumerate(lengths):
+            groups.setdefault(n, []).append(i)
+        return list(groups.values())
+
+    def _batch_prefix_inputs(self, rows):
+        """`(model inputs, last index, shift)`: right-padded prefixes, each row's last
+        position, and how far each row's next token sits after its position (None: 0)."""
+        lengths = np.array([len(r[0]) for r in rows], dtype="int32")
+        width = int(lengths.max())
+        model_inputs = []
+        for k in range(len(rows[0])):
+            padded = np.zeros((len(rows), width), dtype="int32")
+            for i, r in enumerate(rows):
+                padded[i, :lengths[i]] = r[k]
+            model_inputs.append(padded)
+        shift = width - lengths
+        return model_inputs, lengths - 1, (shift if shift.any() else None)
+
+    def _generate_batch(self, rows, topk, temperature):
+        model_inputs, last, shift = self._batch_prefix_inputs(rows)
+        probas, cache = self._batch_prefix(model_inputs, last)
+        if shift is not None:
+            cache = cache._replace(shift=keras.ops.convert_to_tensor(shift, "int32"))
+        # The loop writes at most maxlen - 1 tokens after the prefix.
+        needed = int(cache.length) + self.maxlen
+        cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
+                                               * self.cache_block)
+        search = self._search_fn(len(rows), int(probas.shape[-1]), topk, temperature, cache)
+        result, length = search(probas, cache)
+        result, length = keras.ops.convert_to_numpy(result), keras.ops.convert_to_numpy(length)
+        first = self.first_output_ids[0]
+        return [np.concatenate([first, r[:n]]) for r, n in zip(result, length)]
+
+    def _batch_prefix(self, model_inputs, last):
+        """The prefix pass of a padded batch: `(probabilities at each row's last position, cache)`."""
+        if not self._tf:
+            with no_grad():
+                return self._batch_prefix_pass(model_inputs, last)
+        if self._batch_prefix_fn is None:
+            import tensorflow as tf
+
+            signature = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
+            signature.append(tf.TensorSpec((None,), "int32"))
+            self._batch_prefix_fn = tf.function(
+                self._batch_prefix_graph, input_signature=signature,
+                autograph=False).get_concrete_function()
+        return self._unflatten(self._batch_prefix_fn(*model_inputs, last))
+
+    def _batch_prefix_pass(self, model_inputs, last):
+        outputs, cache = self.transformer.cached_forward(model_inputs)
+        last = keras.ops.convert_to_tensor(last, "int32")
+        probas = keras.ops.take_along_axis(self._mlm(outputs), last[:, None, None], axis=1)[:, 0]
+        return probas, cache
+
+    def _batch_prefix_graph(self, *flat):
+        return self._flatten(*self._batch_prefix_pass(list(flat[:-1]), flat[-1]))
+
+    def _model_step(self, token_ids, cache):
+        """Next-token probabilities `(rows, vocab)` and the cache after feeding `token_ids` `(rows, 1)`."""
+        segment_ids = keras.ops.full_like(token_ids, self.output_segment)
+        outputs, cache = self.transformer.cached_forward(
+            self._model_inputs(token_ids, segment_ids), cache)
+        return self._mlm(outputs)[:, -1], cache
+
+    def _search_fn(self, examples, vocab, beams, temperature, cache):
+        """The compiled search for `(examples, vocab)` prefix probabilities and a cache like `cache`."""
+        layout = cache.with_tensors([0] * len(cache.tensors()))
+        first_length = self.first_output_ids.shape[1]
+        key = (examples, vocab, beams, float(temperature), self.maxlen, self.minlen, first_length,
+               len(layout.cross_kv), layout.cross_keep is not None, layout.shift is not None)
+        if key in self._search_fns:
+            return self._search_fns[key]
+        maxlen, minlen, end_id = self.maxlen, self.minlen, self.end_id
+
+        def advance(state, probas, slots):
+            probas = keras.ops.cast(probas, "float32")
+            if temperature != 1:  # p ** (1/T), renormalised, as AutoRegressiveDecoder.wraps does
+                probas = keras.ops.power(probas, 1.0 / temperature)
+                probas = probas / keras.ops.sum(probas, axis=-1, keepdims=True)
+            log_probas = keras.ops.log(probas + 1e-12)
+            log_probas = keras.ops.reshape(log_probas, (examples, slots, vocab))
+            can_end = first_length + state.step + 1 >= minlen
+            return beam.advance(state, log_probas, beams, end_id, can_end)
+
+        def rows_of(parents, slots):  # beam parents -> cache rows
+            return keras.ops.reshape(keras.ops.arange(examples)[:, None] * slots + parents, (-1,))
+
+        def search(probas, *flat):
+            state, parents = advance(beam.start(examples, beams, maxlen), probas, 1)
+            cache = layout.with_tensors(flat)
+            if beams > 1:  # one row per example becomes one per beam
+                cache = reorder_cache(cache, rows_of(parents, 1))
+            n_state = len(state)
+
+            def cond(*loop):
+                state = beam.BeamState(*loop[:n_state])
+                return keras.ops.logical_and(state.step < maxlen,
+                                             keras.ops.logical_not(keras.ops.all(state.done)))
+
+            def body(*loop):
+                state = beam.BeamState(*loop[:n_state])
+                cache = layout.with_tensors(loop[n_state:])
+                tokens = keras.ops.take_along_axis(
+                    state.ids, keras.ops.full((examples, beams, 1), state.step - 1, "int32"),
+                    axis=2)
+                probas, cache = self._model_step(keras.ops.reshape(tokens, (-1, 1)), cache)
+                state, parents = advance(state, probas, beams)
+                if beams > 1:
+                    cache = reorder_cache(cache, rows_of(parents, beams), self_only=True)
+                return (*state, *cache.tensors())
+
+            loop = keras.ops.while_loop(cond, body, (*state, *cache.tensors()),
+                                        maximum_iterations=maxlen)
+            return beam.best_unfinished(beam.BeamState(*loop[:n_state]))
+
+        self._search_fns[key] = fn = self._compile_search(search, examples, vocab, cache)
+        return fn
+
+    def _compile_search(self, search, examples, vocab, cache):
+        """`search(probas, *cache tensors)` traced (TensorFlow), jitted (JAX) or eager (PyTorch),
+        as a function of `(probas, cache)`."""
+        if not self.compile_step:
+            def eager(probas, cache):
+                with no_grad():
+                    return search(probas, *self._flat_cache(cache))
+            return eager
+        if self._tf:
+            import tensorflow as tf
+
+            signature = [tf.TensorSpec((examples, vocab), "float32")]
+            for t in self._flat_cache(cache):
+                shape = list(t.shape)
+                if len(shape) == 4:  # (batch, heads, positions, size): positions vary
+                    shape[2] = None
+                elif len(shape) == 2:  # keep masks: (batch, positions)
+                    shape[1] = None
+                signature.append(tf.TensorSpec(shape, t.dtype))
+            traced = tf.function(search, input_signature=signature,
+                                 autograph=False).get_concrete_function()
+            return lambda probas, cache: traced(probas, *self._flat_cache(cache))
+        import jax
+
+        weights = self.transformer.model.weights
+
+        def stateless(values, probas, *flat):
+            with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                return search(probas, *flat)
+
+        jitted = jax.jit(stateless)
+        return lambda probas, cache: jitted([w.value for w in weights], probas,
+                                            *self._flat_cache(cache))
+
+    @staticmethod
+    def _flat_cache(cache):
+        flat = cache.tensors()
+        flat[0] = keras.ops.convert_to_tensor(flat[0], "int32")
+        return flat
 
     # ------------------------------------------------------------ inputs
     def _source(self, inputs, batch):
@@ -354,6 +597,26 @@ class EncoderDecoderDecoder(_TransformerDecoder):
     def _source(self, inputs, batch):
         return np.asarray(inputs[0], dtype="int32")[:batch]
 
+    def _prefix_row(self, inputs):
+        return [np.asarray(inputs[0], dtype="int32")]
+
+    def _batch_groups(self, rows):
+        # Padded sources are masked by the encoder and the cross-attention;
+        # every row's decoder starts at the same position.
+        return [list(range(len(rows)))]
+
+    def _batch_prefix_inputs(self, rows):
+        lengths = [len(r[0]) for r in rows]
+        sources = np.zeros((len(rows), max(lengths)), dtype="int32")
+        for i, r in enumerate(rows):
+            sources[i, :lengths[i]] = r[0]
+        first = np.repeat(self.first_output_ids.astype("int32"), len(rows), axis=0)
+        return [sources, first], np.full(len(rows), first.shape[1] - 1, "int32"), None
+
+    def _model_step(self, token_ids, cache):
+        outputs, cache = self.transformer.cached_forward([token_ids], cache)
+        return outputs[:, -1], cache
+
     @AutoRegressiveDecoder.wraps(default_rtype="probas", use_states=True)
     def predict(self, inputs, output_ids, states):
         output_ids = output_ids.astype("int32")
@@ -367,3 +630,7 @@ class EncoderDecoderDecoder(_TransformerDecoder):
             return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
         probas, cache = self._step([output_ids[:, states.consumed:]], states)
         return probas, _CacheState(self.transformer, cache, output_ids.shape[1])
+
+
+#: the `predict` methods `beam_search` may replace by the compiled batch search.
+_BUILT_IN_PREDICTS = (_TransformerDecoder.predict, EncoderDecoderDecoder.predict)
