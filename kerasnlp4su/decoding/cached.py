@@ -241,7 +241,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         """The compiled search for `(examples, vocab)` prefix probabilities and a cache like `cache`."""
         layout = cache.with_tensors([0] * len(cache.tensors()))
         first_length = self.first_output_ids.shape[1]
-        key = (examples, vocab, beams, float(temperature), self.maxlen, self.minlen, first_length,
+        key = (examples, vocab, beams, float(temperature), self.maxlen, self.minlen, self.end_id,
+               first_length,
                len(layout.cross_kv), layout.cross_keep is not None, layout.shift is not None)
         if key in self._search_fns:
             return self._search_fns[key]
