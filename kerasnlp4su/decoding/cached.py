@@ -14,7 +14,7 @@ import numpy as np
 from kerasnlp4su.backend import no_grad
 from kerasnlp4su.decoding import beam
 from kerasnlp4su.decoding.search import AutoRegressiveDecoder
-from kerasnlp4su.models.cache import check_cache_support, reorder_cache
+from kerasnlp4su.models.cache import check_cache_support, grow_cache, reorder_cache
 from kerasnlp4su.models.transformer import Transformer
 
 __all__ = ["EncoderDecoderDecoder", "LMDecoder", "Seq2SeqDecoder"]
@@ -87,7 +87,6 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         self._full_fn = self._prefix_fn = None
         self._step_fns = {}  # (reorders?, batch or None) -> traced / jitted step
         self._search_fns = {}  # (batch, beams, ...) -> compiled whole search
-        self._batch_prefix_fn = None
         # A cache of the structure the traced functions take and return
         # (block count, cross entries): flat tensor lists are rebuilt on it.
         self._layout = None
@@ -193,42 +192,32 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     def _generate_batch(self, rows, topk, temperature):
         model_inputs, last, shift = self._batch_prefix_inputs(rows)
-        probas, cache = self._batch_prefix(model_inputs, last)
-        if shift is not None:
-            cache = cache._replace(shift=keras.ops.convert_to_tensor(shift, "int32"))
-        # The loop writes at most maxlen - 1 tokens after the prefix.
-        needed = int(cache.length) + self.maxlen
-        cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
-                                               * self.cache_block)
-        search = self._search_fn(len(rows), int(probas.shape[-1]), topk, temperature, cache)
-        result, length = search(probas, cache)
+        extra = [] if shift is None else [shift]
+        if self._tf:  # prefix, cache reservation and search: one graph call
+            fn = self._tf_generate_fn(len(rows), len(model_inputs), shift is not None, topk,
+                                      temperature)
+            result, length = fn(*model_inputs, last, *extra)
+        else:
+            with no_grad():
+                probas, cache = self._batch_prefix_pass(model_inputs, last, *extra)
+            # Capacity in blocks: jax.jit compiles the search once per block.
+            needed = int(cache.length) + self.maxlen
+            cache = self.transformer.reserve_cache(cache, -(-needed // self.cache_block)
+                                                   * self.cache_block)
+            result, length = self._compiled_search(len(rows), topk, temperature, cache)(
+                probas, cache)
         result, length = keras.ops.convert_to_numpy(result), keras.ops.convert_to_numpy(length)
         first = self.first_output_ids[0]
         return [np.concatenate([first, r[:n]]) for r, n in zip(result, length)]
 
-    def _batch_prefix(self, model_inputs, last):
+    def _batch_prefix_pass(self, model_inputs, last, shift=None):
         """The prefix pass of a padded batch: `(probabilities at each row's last position, cache)`."""
-        if not self._tf:
-            with no_grad():
-                return self._batch_prefix_pass(model_inputs, last)
-        if self._batch_prefix_fn is None:
-            import tensorflow as tf
-
-            signature = [tf.TensorSpec((None, None), "int32")] * len(model_inputs)
-            signature.append(tf.TensorSpec((None,), "int32"))
-            self._batch_prefix_fn = tf.function(
-                self._batch_prefix_graph, input_signature=signature,
-                autograph=False).get_concrete_function()
-        return self._unflatten(self._batch_prefix_fn(*model_inputs, last))
-
-    def _batch_prefix_pass(self, model_inputs, last):
         outputs, cache = self.transformer.cached_forward(model_inputs)
         last = keras.ops.convert_to_tensor(last, "int32")
         probas = keras.ops.take_along_axis(self._mlm(outputs), last[:, None, None], axis=1)[:, 0]
+        if shift is not None:
+            cache = cache._replace(shift=keras.ops.convert_to_tensor(shift, "int32"))
         return probas, cache
-
-    def _batch_prefix_graph(self, *flat):
-        return self._flatten(*self._batch_prefix_pass(list(flat[:-1]), flat[-1]))
 
     def _model_step(self, token_ids, cache):
         """Next-token probabilities `(rows, vocab)` and the cache after feeding `token_ids` `(rows, 1)`."""
@@ -237,15 +226,13 @@ class _TransformerDecoder(AutoRegressiveDecoder):
             self._model_inputs(token_ids, segment_ids), cache)
         return self._mlm(outputs)[:, -1], cache
 
-    def _search_fn(self, examples, vocab, beams, temperature, cache):
-        """The compiled search for `(examples, vocab)` prefix probabilities and a cache like `cache`."""
+    def _search(self, probas, cache, beams, temperature):
+        """The whole search from the prefix's `(examples, vocab)` probabilities and a cache with
+        room for `maxlen` more tokens; returns `(result ids, lengths)`. Traceable: the model
+        step, the beam selection and the cache reordering run in one `keras.ops.while_loop`."""
+        examples, vocab = probas.shape  # static inside the compiled functions
         layout = cache.with_tensors([0] * len(cache.tensors()))
         first_length = self.first_output_ids.shape[1]
-        key = (examples, vocab, beams, float(temperature), self.maxlen, self.minlen, self.end_id,
-               first_length,
-               len(layout.cross_kv), layout.cross_keep is not None, layout.shift is not None)
-        if key in self._search_fns:
-            return self._search_fns[key]
         maxlen, minlen, end_id = self.maxlen, self.minlen, self.end_id
 
         def advance(state, probas, slots):
@@ -261,70 +248,90 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         def rows_of(parents, slots):  # beam parents -> cache rows
             return keras.ops.reshape(keras.ops.arange(examples)[:, None] * slots + parents, (-1,))
 
-        def search(probas, *flat):
-            state, parents = advance(beam.start(examples, beams, maxlen), probas, 1)
-            cache = layout.with_tensors(flat)
-            if beams > 1:  # one row per example becomes one per beam
-                cache = reorder_cache(cache, rows_of(parents, 1))
-            n_state = len(state)
+        state, parents = advance(beam.start(examples, beams, maxlen), probas, 1)
+        if beams > 1:  # one row per example becomes one per beam
+            cache = reorder_cache(cache, rows_of(parents, 1))
+        cache = cache._replace(length=keras.ops.convert_to_tensor(cache.length, "int32"))
+        n_state = len(state)
 
-            def cond(*loop):
-                state = beam.BeamState(*loop[:n_state])
-                return keras.ops.logical_and(state.step < maxlen,
-                                             keras.ops.logical_not(keras.ops.all(state.done)))
+        def cond(*loop):
+            state = beam.BeamState(*loop[:n_state])
+            return keras.ops.logical_and(state.step < maxlen,
+                                         keras.ops.logical_not(keras.ops.all(state.done)))
 
-            def body(*loop):
-                state = beam.BeamState(*loop[:n_state])
-                cache = layout.with_tensors(loop[n_state:])
-                tokens = keras.ops.take_along_axis(
-                    state.ids, keras.ops.full((examples, beams, 1), state.step - 1, "int32"),
-                    axis=2)
-                probas, cache = self._model_step(keras.ops.reshape(tokens, (-1, 1)), cache)
-                state, parents = advance(state, probas, beams)
-                if beams > 1:
-                    cache = reorder_cache(cache, rows_of(parents, beams), self_only=True)
-                return (*state, *cache.tensors())
+        def body(*loop):
+            state = beam.BeamState(*loop[:n_state])
+            cache = layout.with_tensors(loop[n_state:])
+            tokens = keras.ops.take_along_axis(
+                state.ids, keras.ops.full((examples, beams, 1), state.step - 1, "int32"), axis=2)
+            probas, cache = self._model_step(keras.ops.reshape(tokens, (-1, 1)), cache)
+            state, parents = advance(state, probas, beams)
+            if beams > 1:
+                cache = reorder_cache(cache, rows_of(parents, beams), self_only=True)
+            return (*state, *cache.tensors())
 
-            loop = keras.ops.while_loop(cond, body, (*state, *cache.tensors()),
-                                        maximum_iterations=maxlen)
-            return beam.best_unfinished(beam.BeamState(*loop[:n_state]))
+        loop = keras.ops.while_loop(cond, body, (*state, *cache.tensors()),
+                                    maximum_iterations=maxlen)
+        return beam.best_unfinished(beam.BeamState(*loop[:n_state]))
 
-        self._search_fns[key] = fn = self._compile_search(search, examples, vocab, cache)
-        return fn
+    def _search_key(self, examples, beams, temperature, *structure):
+        # Everything the compiled search bakes in.
+        return (examples, beams, float(temperature), self.maxlen, self.minlen, self.end_id,
+                self.first_output_ids.shape[1], *structure)
 
-    def _compile_search(self, search, examples, vocab, cache):
-        """`search(probas, *cache tensors)` traced (TensorFlow), jitted (JAX) or eager (PyTorch),
-        as a function of `(probas, cache)`."""
-        if not self.compile_step:
-            def eager(probas, cache):
-                with no_grad():
-                    return search(probas, *self._flat_cache(cache))
-            return eager
-        if self._tf:
+    def _tf_generate_fn(self, examples, n_inputs, has_shift, beams, temperature):
+        """Prefix pass, reservation and search traced as one TensorFlow function.
+
+        Sequence dimensions stay unknown (one trace for any prompt length);
+        the batch is static. The cache grows by exactly `maxlen` positions.
+        """
+        key = self._search_key(examples, beams, temperature, "tf", n_inputs, has_shift)
+        if key not in self._search_fns:
             import tensorflow as tf
 
-            signature = [tf.TensorSpec((examples, vocab), "float32")]
-            for t in self._flat_cache(cache):
-                shape = list(t.shape)
-                if len(shape) == 4:  # (batch, heads, positions, size): positions vary
-                    shape[2] = None
-                elif len(shape) == 2:  # keep masks: (batch, positions)
-                    shape[1] = None
-                signature.append(tf.TensorSpec(shape, t.dtype))
-            traced = tf.function(search, input_signature=signature,
-                                 autograph=False).get_concrete_function()
-            return lambda probas, cache: traced(probas, *self._flat_cache(cache))
-        import jax
+            def generate(*flat):
+                shift = flat[n_inputs + 1] if has_shift else None
+                probas, cache = self._batch_prefix_pass(list(flat[:n_inputs]), flat[n_inputs],
+                                                        shift)
+                cache = grow_cache(cache, self.maxlen)
+                return self._search(probas, cache, beams, temperature)
 
-        weights = self.transformer.model.weights
+            signature = [tf.TensorSpec((examples, None), "int32")] * n_inputs
+            signature += [tf.TensorSpec((examples,), "int32")] * (1 + has_shift)
+            self._search_fns[key] = tf.function(generate, input_signature=signature,
+                                                autograph=False).get_concrete_function()
+        return self._search_fns[key]
 
-        def stateless(values, probas, *flat):
-            with keras.StatelessScope(state_mapping=list(zip(weights, values))):
-                return search(probas, *flat)
+    def _compiled_search(self, examples, beams, temperature, cache):
+        """`_search` as a function of `(probas, cache)`: jitted on JAX, eager on PyTorch."""
+        layout = cache.with_tensors([0] * len(cache.tensors()))
+        key = self._search_key(examples, beams, temperature, len(layout.cross_kv),
+                               layout.cross_keep is not None, layout.shift is not None)
+        if key in self._search_fns:
+            return self._search_fns[key]
 
-        jitted = jax.jit(stateless)
-        return lambda probas, cache: jitted([w.value for w in weights], probas,
-                                            *self._flat_cache(cache))
+        def search(probas, *flat):
+            return self._search(probas, layout.with_tensors(flat), beams, temperature)
+
+        if not self.compile_step:
+            def run(probas, cache):
+                with no_grad():
+                    return search(probas, *self._flat_cache(cache))
+        else:
+            import jax
+
+            weights = self.transformer.model.weights
+
+            def stateless(values, probas, *flat):
+                with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                    return search(probas, *flat)
+
+            jitted = jax.jit(stateless)
+
+            def run(probas, cache):
+                return jitted([w.value for w in weights], probas, *self._flat_cache(cache))
+        self._search_fns[key] = run
+        return run
 
     @staticmethod
     def _flat_cache(cache):

@@ -49,8 +49,8 @@ import numpy as np
 
 from kerasnlp4su.backend import NEG_INF, no_grad, write_at
 
-__all__ = ["DecodingStep", "KVCache", "cached_forward", "check_cache_support", "reorder_cache",
-           "reserve_cache"]
+__all__ = ["DecodingStep", "KVCache", "cached_forward", "check_cache_support", "grow_cache",
+           "reorder_cache", "reserve_cache"]
 
 #: the hooks a cached pass calls with `step=`; a family overriding one of
 #: them without that argument cannot decode with a cache.
@@ -152,7 +152,12 @@ def reserve_cache(cache, capacity):
     current = cache.capacity
     if capacity < current:
         raise ValueError(f"cannot shrink a KV cache from {current} to {capacity} positions")
-    extra = capacity - current
+    return grow_cache(cache, capacity - current)
+
+
+def grow_cache(cache, extra):
+    """`cache` with `extra` more positions (an int); works inside compiled code, where the
+    capacity itself may be unknown."""
     if extra == 0:
         return cache
 
