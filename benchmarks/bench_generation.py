@@ -1,4 +1,4 @@
-"""Batched generation, greedy and beam, at batch 1 and 16: `decoder.generate` against `transformers`' `generate`.
+"""Batched generation (greedy, beam; batch 1, 16): `decoder.generate` vs `transformers`' `generate`.
 
 T5 1.1 (random weights with T5-like scales, no download): our
 `EncoderDecoderDecoder.generate` (KV cache, the whole search in one compiled

@@ -2,10 +2,12 @@
 
 Each step feeds only the new token through the model
 (`Transformer.cached_forward`), keeping the keys/values of earlier tokens in
-a `KVCache` (`kerasnlp4su.models.cache`). The search (beam, sampling) is
-`AutoRegressiveDecoder`'s; this module makes the one-token step fast:
-traced once with `tf.function` on TensorFlow, `jax.jit`-compiled on JAX,
-eager on PyTorch.
+a `KVCache` (`kerasnlp4su.models.cache`). `generate` (and `beam_search`
+with its plain options) runs the prefix pass once and then the whole beam or
+greedy search (`kerasnlp4su.decoding.beam`) in one compiled loop: traced
+once with `tf.function` on TensorFlow, `jax.jit`-compiled on JAX, eager on
+PyTorch. Sampling, constraints and `min_ends` use `AutoRegressiveDecoder`'s
+step-by-step search around a compiled one-token step.
 """
 
 import keras
@@ -93,7 +95,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
 
     # ----------------------------------------------------------- batches
     def generate(self, inputs_list, topk=1, temperature=1):
-        """Decode a batch of examples at once; returns `[beam_search(x, topk) for x in inputs_list]`.
+        """Decode a batch of examples at once: `[beam_search(x, topk) for x in inputs_list]`.
 
         Each element of `inputs_list` is what `beam_search` takes for one
         example (e.g. `[token_ids, segment_ids]`); lengths may differ.
@@ -211,7 +213,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         return [np.concatenate([first, r[:n]]) for r, n in zip(result, length)]
 
     def _batch_prefix_pass(self, model_inputs, last, shift=None):
-        """The prefix pass of a padded batch: `(probabilities at each row's last position, cache)`."""
+        """The prefix pass of a padded batch: `(probabilities at each row's last position,
+        cache)`."""
         outputs, cache = self.transformer.cached_forward(model_inputs)
         last = keras.ops.convert_to_tensor(last, "int32")
         probas = keras.ops.take_along_axis(self._mlm(outputs), last[:, None, None], axis=1)[:, 0]
@@ -220,7 +223,7 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         return probas, cache
 
     def _model_step(self, token_ids, cache):
-        """Next-token probabilities `(rows, vocab)` and the cache after feeding `token_ids` `(rows, 1)`."""
+        """Next-token probabilities `(rows, vocab)` and the cache after `token_ids` `(rows, 1)`."""
         segment_ids = keras.ops.full_like(token_ids, self.output_segment)
         outputs, cache = self.transformer.cached_forward(
             self._model_inputs(token_ids, segment_ids), cache)

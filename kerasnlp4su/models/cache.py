@@ -216,7 +216,7 @@ class DecodingStep:
 
     @property
     def position_offset(self):
-        """Position of the first new token: `length`, or `(batch, 1)` per row when the cache has a `shift`."""
+        """Position of the first new token: `length`, or `(batch, 1)` per row with a `shift`."""
         if self._shift is None:
             return self.length
         return self.length - keras.ops.expand_dims(keras.ops.cast(self._shift, "int32"), 1)
