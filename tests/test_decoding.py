@@ -529,3 +529,6 @@ def test_generate_equals_the_per_example_search(transformers, family, applicatio
         assert got == want, topk
         assert len({len(ids) for ids in got}) > 1  # rows stopped at their own end tokens
         assert all(ids[-1] == end_id for ids in got if len(ids) < 8)
+    if family == "bert":
+        with pytest.raises(ValueError, match="topk=1000 exceeds the model's vocabulary"):
+            decoder.generate(batch, topk=1000)

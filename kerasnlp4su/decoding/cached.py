@@ -234,6 +234,8 @@ class _TransformerDecoder(AutoRegressiveDecoder):
         room for `maxlen` more tokens; returns `(result ids, lengths)`. Traceable: the model
         step, the beam selection and the cache reordering run in one `keras.ops.while_loop`."""
         examples, vocab = probas.shape  # static inside the compiled functions
+        if beams > vocab:
+            raise ValueError(f"topk={beams} exceeds the model's vocabulary of {vocab} tokens")
         layout = cache.with_tensors([0] * len(cache.tensors()))
         first_length = self.first_output_ids.shape[1]
         maxlen, minlen, end_id = self.maxlen, self.minlen, self.end_id
