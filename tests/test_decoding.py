@@ -499,3 +499,36 @@ def test_bert4keras_import_paths():
     assert snippets.ViterbiDecoder is viterbi.ViterbiDecoder is decoding.ViterbiDecoder
     with pytest.raises(AttributeError):
         snippets.NoSuchHelper  # noqa: B018
+
+
+# ------------------------------------------------------- batched generation
+PROMPTS = [np.array(p) for p in ([2, 17, 41, 3], [2, 9, 30, 62, 81, 7, 3], [2, 55, 3],
+                                 [2, 70, 12, 33, 90, 25, 48, 66, 3], [2, 8, 19, 27, 3])]
+
+
+@pytest.mark.parametrize("family,application,end_id,topks,minlen", [
+    ("bert", "unilm", 43, (1, 3), 1),  # one batch: learned positions read KVCache.shift
+    ("gpt2", "lm", 96, (2,), 3),
+    ("roformer", "unilm", 30, (1,), 1),  # rotary positions: batched per prompt length
+])
+def test_generate_equals_the_per_example_search(transformers, family, application, end_id,
+                                                topks, minlen):
+    # Prompts of different lengths in one call; end_id is a token these tiny
+    # models often produce, so rows finish at different steps. Reference: the
+    # step-by-step NumPy search with full recomputation, one example at a time.
+    t = transformers(family, application)
+    cls = Seq2SeqDecoder if application == "unilm" else LMDecoder
+    batch = [[p, np.zeros_like(p)] if application == "unilm" else [p[:-1]] for p in PROMPTS]
+    decoder = cls(t, end_id=end_id, maxlen=8, minlen=minlen)
+    reference = cls(t, end_id=end_id, maxlen=8, minlen=minlen, use_cache=False)
+    groups = decoder._batch_groups([decoder._prefix_row(x) for x in batch])
+    assert len(groups) == (1 if family != "roformer" else len({len(p) for p in PROMPTS}))
+    for topk in topks:
+        got = [ids.tolist() for ids in decoder.generate(batch, topk=topk)]
+        want = [reference.beam_search(x, topk=topk).tolist() for x in batch]
+        assert got == want, topk
+        assert len({len(ids) for ids in got}) > 1  # rows stopped at their own end tokens
+        assert all(ids[-1] == end_id for ids in got if len(ids) < 8)
+    if family == "bert":
+        with pytest.raises(ValueError, match="topk=1000 exceeds the model's vocabulary"):
+            decoder.generate(batch, topk=1000)

@@ -64,18 +64,18 @@ def test_compiled_step_matches_the_eager_step(unilm, topk):
 @pytest.mark.backend_core
 def test_compiled_step_compiles_once_per_shape(unilm):
     # The reserved capacity keeps step shapes fixed: a greedy generation of
-    # 8 tokens compiles its step once, and a second source of another length
-    # in the same cache block reuses it.
+    # 8 tokens compiles its search loop (one model step inside) once, and a
+    # second source of another length in the same cache block reuses it.
     decoder = Seq2SeqDecoder(unilm, end_id=-1, maxlen=8)
     traces = []
-    step_graph = decoder._step_graph
-    decoder._step_graph = lambda *flat: traces.append(1) or step_graph(*flat)
+    model_step = decoder._model_step
+    decoder._model_step = lambda *args: traces.append(1) or model_step(*args)
     for source in (SOURCE, SOURCE[:5]):
         out = decoder.beam_search([source, np.zeros_like(source)], topk=1)
         assert len(out) == 8
     if decoder.compile_step:
         assert len(traces) == 1, len(traces)
-    else:  # eager (PyTorch): the graph function is not used
+    else:  # eager (PyTorch): the step-by-step search, no loop function
         assert not traces
 
 

@@ -113,6 +113,42 @@ def test_cached_steps_equal_the_full_model_and_beams_match(models):
     np.testing.assert_array_equal(*beams)
 
 
+def test_batched_generation_matches_hf_generate(models):
+    # Sources of different lengths, right-padded into one batch. Greedy: the
+    # ids of HF's padded batch, each row up to its own end token (HF pads
+    # finished rows with 0 after it). Beam search: bert4keras's semantics
+    # (return once the best continuation ends; drop other beams that end)
+    # are not HF's (keep num_beams live beams, collect finished hypotheses),
+    # so the two are compared without an end token, where they coincide
+    # (length_penalty=0: scores are summed log-probabilities); with end
+    # tokens the cached batch must equal the uncached per-example search.
+    from kerasnlp4su.decoding import EncoderDecoderDecoder
+
+    t5, hf = models("t5.1.1", with_lm=True)
+    sources = [np.array(s) for s in ([5, 9, 3, 17, 22, 1], [7, 4, 1], [30, 2, 11, 8, 1],
+                                     [12, 1])]
+    padded = np.zeros((len(sources), 6), dtype="int64")
+    for i, s in enumerate(sources):
+        padded[i, :len(s)] = s
+
+    def hf_generate(**kwargs):
+        with torch.no_grad():
+            return hf.generate(torch.tensor(padded), attention_mask=torch.tensor(padded != 0),
+                               do_sample=False, max_new_tokens=10, **kwargs).numpy()
+
+    greedy = EncoderDecoderDecoder(t5, end_id=1, maxlen=10).generate([[s] for s in sources])
+    expected = hf_generate(num_beams=1, min_length=0)
+    for ids, row in zip(greedy, expected):
+        np.testing.assert_array_equal(ids, row[:len(ids)])
+        assert not row[len(ids):].any()
+    assert len({len(ids) for ids in greedy}) > 1  # rows end at different steps
+
+    beams = EncoderDecoderDecoder(t5, end_id=-1, maxlen=10).generate([[s] for s in sources],
+                                                                     topk=3)
+    np.testing.assert_array_equal(np.stack(beams), hf_generate(num_beams=3, min_new_tokens=10,
+                                                               length_penalty=0.0))
+
+
 # ------------------------------------------------------------------ names, configs, round trips
 @pytest.mark.parametrize("version", VERSIONS)
 def test_auto_detects_the_release_and_a_wrong_name_names_it(checkpoint, version):

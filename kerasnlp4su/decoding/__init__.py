@@ -8,8 +8,11 @@
 * `cached`: `Seq2SeqDecoder` (UniLM), `LMDecoder` and `EncoderDecoderDecoder`
   (T5), ready-made decoders
   for a `Transformer` builder that feed only the new token each step,
-  keeping earlier keys/values in a `KVCache` (`kerasnlp4su.models.cache`),
-  with the step traced by `tf.function` or `jax.jit`.
+  keeping earlier keys/values in a `KVCache` (`kerasnlp4su.models.cache`).
+  `generate(list_of_inputs, topk)` decodes a batch (greedy or beam, prompts
+  of different lengths) with the whole search in one compiled loop
+  (`tf.function` / `jax.jit`); `beam_search` uses it for one example.
+* `beam`: that search as tensor operations (`BeamState`, `advance`).
 * `viterbi`: `ViterbiDecoder`, the best label path of a linear-chain CRF.
 
 `LastToken` (now `kerasnlp4su.layers.pooling.TokenSelect(-1)`) stays

@@ -91,7 +91,9 @@ class PositionEmbedding(keras.layers.Layer):
         custom_position_ids: the input is `[x, position_ids]` (ids of shape
             `(batch, length)`) instead of positions `0, 1, ...`.
         offset: first position index (decoding with a KV cache passes the
-            cache length here at call time; ignored with custom position ids).
+            cache length here at call time, or a `(batch, 1)` tensor of them
+            when rows sit at different positions; ignored with custom
+            position ids).
     """
 
     def __init__(self, input_dim, output_dim, merge_mode="add",
@@ -133,7 +135,10 @@ class PositionEmbedding(keras.layers.Layer):
         else:
             length = ops.shape(inputs)[1]
             check_max_position(self.name, length, offset, self.max_positions)
-            positions = ops.expand_dims(ops.arange(length) + offset, 0)
+            # `offset` is an int, a scalar, or `(batch, 1)` (rows at different positions).
+            positions = ops.arange(length) + offset
+            if len(ops.shape(positions)) == 1:
+                positions = ops.expand_dims(positions, 0)
         if self.hierarchical:
             alpha = 0.4 if self.hierarchical is True else float(self.hierarchical)
             base = (self.embeddings - alpha * self.embeddings[:1]) / (1.0 - alpha)

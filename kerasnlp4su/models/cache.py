@@ -49,8 +49,8 @@ import numpy as np
 
 from kerasnlp4su.backend import NEG_INF, no_grad, write_at
 
-__all__ = ["DecodingStep", "KVCache", "cached_forward", "check_cache_support", "reorder_cache",
-           "reserve_cache"]
+__all__ = ["DecodingStep", "KVCache", "cached_forward", "check_cache_support", "grow_cache",
+           "reorder_cache", "reserve_cache"]
 
 #: the hooks a cached pass calls with `step=`; a family overriding one of
 #: them without that argument cannot decode with a cache.
@@ -70,6 +70,11 @@ class KVCache(NamedTuple):
       once by the prefix pass; `()` for decoder-only models.
     * `cross_keep`: `(batch, source length)` bool keep-mask of the encoder
       positions, or None.
+    * `shift`: `(batch,)` int32 or None. Rows of a batch whose prompts had
+      different lengths are right-padded to one length, so a row's next
+      token sits `shift` slots after its position: the cached steps embed
+      position `length - shift` (learned absolute positions only; see
+      `DecodingStep.position_offset`). None: every row's position is `length`.
 
     A named tuple is a tree node to `tf.nest`, `jax.tree_util`, optree
     (`keras.tree`) and torch's pytree without any registration, so a cache
@@ -88,6 +93,7 @@ class KVCache(NamedTuple):
     self_kv: tuple = ()
     cross_kv: tuple = ()
     cross_keep: Any = None
+    shift: Any = None
 
     def __getitem__(self, key):
         if isinstance(key, str):
@@ -114,18 +120,22 @@ class KVCache(NamedTuple):
         if self.cross_keep is not None:
             flat.append(self.cross_keep)
         flat += [t for kv in self.cross_kv for t in kv]
+        if self.shift is not None:
+            flat.append(self.shift)
         return flat
 
     def with_tensors(self, flat):
         """A cache of this one's structure holding `flat` (what `tensors` returns)."""
         flat = list(flat)
         n_self, n_cross = 2 * len(self.self_kv), 2 * len(self.cross_kv)
-        expected = 2 + n_self + (self.cross_keep is not None) + n_cross
+        expected = 2 + n_self + (self.cross_keep is not None) + n_cross + (self.shift is not None)
         if len(flat) != expected:
             raise ValueError(f"a flat KVCache of this structure has {expected} tensors, got {len(flat)}")
         rest = flat[2 + n_self:]
         cross_keep = rest.pop(0) if self.cross_keep is not None else None
-        return KVCache(flat[0], flat[1], _pairs(flat[2:2 + n_self]), _pairs(rest), cross_keep)
+        shift = rest.pop() if self.shift is not None else None
+        return KVCache(flat[0], flat[1], _pairs(flat[2:2 + n_self]), _pairs(rest), cross_keep,
+                       shift)
 
 
 def _pairs(flat):
@@ -142,7 +152,12 @@ def reserve_cache(cache, capacity):
     current = cache.capacity
     if capacity < current:
         raise ValueError(f"cannot shrink a KV cache from {current} to {capacity} positions")
-    extra = capacity - current
+    return grow_cache(cache, capacity - current)
+
+
+def grow_cache(cache, extra):
+    """`cache` with `extra` more positions (an int); works inside compiled code, where the
+    capacity itself may be unknown."""
     if extra == 0:
         return cache
 
@@ -155,13 +170,22 @@ def reserve_cache(cache, capacity):
                           self_kv=tuple((pad(k, 2), pad(v, 2)) for k, v in cache.self_kv))
 
 
-def reorder_cache(cache, indices):
-    """Select/reorder batch rows of a cache (beam search keeps the best beams)."""
+def reorder_cache(cache, indices, self_only=False):
+    """Select/reorder batch rows of a cache (beam search keeps the best beams).
+
+    `self_only=True` reorders only what changes from beam to beam (`keep`
+    and the self-attention entries): a beam search whose parents stay within
+    each example's own rows leaves the cross-attention entries and `shift`,
+    the same for all of an example's beams, where they are.
+    """
     take = lambda t: keras.ops.take(t, indices, axis=0)  # noqa: E731
-    return KVCache(cache.length, take(cache.keep),
-                   tuple((take(k), take(v)) for k, v in cache.self_kv),
+    self_kv = tuple((take(k), take(v)) for k, v in cache.self_kv)
+    if self_only:
+        return cache._replace(keep=take(cache.keep), self_kv=self_kv)
+    return KVCache(cache.length, take(cache.keep), self_kv,
                    tuple((take(k), take(v)) for k, v in cache.cross_kv),
-                   None if cache.cross_keep is None else take(cache.cross_keep))
+                   None if cache.cross_keep is None else take(cache.cross_keep),
+                   None if cache.shift is None else take(cache.shift))
 
 
 class DecodingStep:
@@ -188,6 +212,14 @@ class DecodingStep:
         self._self = {}
         self._cross = {} if cache is None else dict(enumerate(cache.cross_kv))
         self._cross_keep = None if cache is None else cache.cross_keep
+        self._shift = None if cache is None else cache.shift
+
+    @property
+    def position_offset(self):
+        """Position of the first new token: `length`, or `(batch, 1)` per row with a `shift`."""
+        if self._shift is None:
+            return self.length
+        return self.length - keras.ops.expand_dims(keras.ops.cast(self._shift, "int32"), 1)
 
     @property
     def is_prefix(self):
@@ -258,7 +290,7 @@ class DecodingStep:
                 "pass step= and cache_key= to residual (or call step.write_self)")
         cross = tuple(self._cross[i] for i in sorted(self._cross))
         return KVCache(self.length + n, self.keep, tuple(self._self[i] for i in range(num_blocks)),
-                       cross, self._cross_keep)
+                       cross, self._cross_keep, self._shift)
 
 
 @functools.cache

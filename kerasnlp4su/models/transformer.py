@@ -325,7 +325,7 @@ class Transformer:
                            hierarchical=self.hierarchical_position,
                            custom_position_ids=self.custom_position_ids,
                            call_kwargs=None if step is None or self.custom_position_ids
-                           else {"offset": step.length})
+                           else {"offset": step.position_offset})
         if self.embedding_norm:
             x = self.norm(x, "Embedding-Norm")
         x = self.dropout(x, self.dropout_rate, "Embedding-Dropout")
