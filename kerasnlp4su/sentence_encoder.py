@@ -16,6 +16,7 @@ pass plus pooling runs as one frozen graph (`kerasnlp4su.inference`).
 import json
 import os
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -173,7 +174,10 @@ class SentenceEncoder:
         if self.length_multiple < 1:
             raise ValueError(f"length_multiple must be >= 1, got {length_multiple}")
         if quantize is not None:
-            self.model.quantize(quantize)
+            with warnings.catch_warnings():
+                # Keras names every weightless layer (Add, Dropout, ...) it leaves alone.
+                warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+                self.model.quantize(quantize)
         self.quantize = quantize
         self._frozen = {}
 
