@@ -15,7 +15,7 @@ bert4keras 0.11.5 (tf-keras, `TF_KERAS=1 TF_USE_LEGACY_KERAS=1`) and KerasHub
 (`keras_hub.models.BertBackbone`) when installed.
 
     python benchmarks/bench_startup.py                # 1 warm-up + 3 rounds, ~3 min on 2 cores
-    python benchmarks/bench_startup.py --rounds 1 --peers kerasnlp4su
+    python benchmarks/bench_startup.py --warmup 0 --rounds 1 --peers kerasnlp4su
     python -X importtime -c "import kerasnlp4su" 2> importtime.txt   # where import time goes
 
 Prints a markdown table of medians (seconds).
@@ -95,7 +95,8 @@ predict = lambda ids: model.predict_on_batch({"token_ids": ids, "segment_ids": n
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (page cache)")
     parser.add_argument("--peers", default=",".join(PEERS))
     return parser.parse_args(argv)
 
@@ -131,10 +132,10 @@ def main(argv=None):
     peers = [p for p in peers if available(p) or print(f"skipping {p}: not installed",
                                                        file=sys.stderr)]
     results = {p: [] for p in peers}
-    for round_ in range(args.rounds + 1):  # round 0 warms the page cache
+    for round_ in range(args.warmup + args.rounds):
         for peer in peers:
             marks = run_once(peer)
-            if round_:
+            if round_ >= args.warmup:
                 results[peer].append(marks)
             print(f"round {round_} {peer}: " + ", ".join(f"{k} {v:.2f}s" for k, v in marks.items()),
                   file=sys.stderr)
