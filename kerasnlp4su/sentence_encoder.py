@@ -278,26 +278,38 @@ class SentenceEncoder:
     def pooled_model(self, pooling=None):
         """`keras.Model`: the encoder followed by the pooling (no normalisation)."""
         pooling = self._check_pooling(pooling or self.pooling)
-        hidden, token_ids = self.model.outputs[0], self.model.inputs[0]
-        # float32 pooling: a bfloat16 sum over a long sentence loses digits.
-        if pooling == "mean":
-            pooled = MaskedGlobalAveragePooling(dtype="float32", name="mean_pooling")(
-                [hidden, token_ids])
-        elif pooling == "cls":
-            pooled = TokenSelect(0, dtype="float32", name="cls_pooling")(hidden)
-        else:
-            keep = keras.ops.not_equal(token_ids, 0)
-            pooled = GlobalMaxPooling1D(dtype="float32", name="max_pooling")(hidden, mask=keep)
+        pooled = self._pooled_outputs([pooling])[0]
         return keras.Model(self.model.inputs, pooled, name=f"{self.model.name}_{pooling}")
+
+    def _pooled_outputs(self, modes):
+        hidden, token_ids = self.model.outputs[0], self.model.inputs[0]
+        outputs = []
+        # float32 pooling: a bfloat16 sum over a long sentence loses digits.
+        for mode in modes:
+            if mode == "mean":
+                outputs.append(MaskedGlobalAveragePooling(dtype="float32", name="mean_pooling")(
+                    [hidden, token_ids]))
+            elif mode == "cls":
+                outputs.append(TokenSelect(0, dtype="float32", name="cls_pooling")(hidden))
+            else:
+                keep = keras.ops.not_equal(token_ids, 0)
+                outputs.append(GlobalMaxPooling1D(dtype="float32", name="max_pooling")(
+                    hidden, mask=keep))
+        return outputs
 
     def refresh(self):
         """Forget the frozen graphs (call after changing the model's weights)."""
         self._frozen.clear()
 
     def _forward(self, pooling):
-        if pooling not in self._frozen:
-            self._frozen[pooling] = freeze(self.pooled_model(pooling))
-        return self._frozen[pooling]
+        """`fn(inputs) -> vectors`; one frozen graph gives all poolings (they cost next to nothing
+        beside the encoder, and freezing costs seconds)."""
+        if "all" not in self._frozen:
+            model = keras.Model(self.model.inputs, self._pooled_outputs(POOLING_MODES),
+                                name=f"{self.model.name}_pooled")
+            self._frozen["all"] = freeze(model)
+        frozen, index = self._frozen["all"], POOLING_MODES.index(pooling)
+        return lambda inputs: frozen(inputs)[index]
 
     def encode(self, texts, batch_size=32, normalize=None, pooling=None, maxlen=None,
                show_progress=False):
