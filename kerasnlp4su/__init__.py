@@ -16,8 +16,9 @@ with quiet_native_logs():
     from kerasnlp4su.models import build_transformer_model  # noqa: E402
     from kerasnlp4su.snippets import DataGenerator, sequence_padding, text_segmentate, truncate_sequences  # noqa: E402
     from kerasnlp4su.tokenizers import SpTokenizer, Tokenizer, load_vocab  # noqa: E402
+    from kerasnlp4su.sentence_encoder import SentenceEncoder  # noqa: E402
 
 __all__ = [
-    "DataGenerator", "SpTokenizer", "Tokenizer", "build_transformer_model", "load_vocab",
+    "DataGenerator", "SentenceEncoder", "SpTokenizer", "Tokenizer", "build_transformer_model", "load_vocab",
     "sequence_padding", "text_segmentate", "truncate_sequences",
 ]

@@ -13,7 +13,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from kerasnlp4su.checkpoints.hf import HFCheckpointReader, load_hf_model, read_hf_config  # noqa: E402
+from kerasnlp4su.checkpoints.hf import HFCheckpointReader, read_hf_config  # noqa: E402
 from kerasnlp4su.layers import MaskedGlobalAveragePooling  # noqa: E402
 
 TEXTS = [
@@ -44,9 +44,17 @@ def hf_batch(path):
 
 
 @pytest.fixture(scope="module")
-def embeddings(path, hf_batch):
+def sentence_encoder(path):
+    """kerasnlp4su.SentenceEncoder of the folder (its `.model` is `load_hf_model(path)`)."""
+    from kerasnlp4su import SentenceEncoder
+
+    return SentenceEncoder.from_hf(path)
+
+
+@pytest.fixture(scope="module")
+def embeddings(sentence_encoder, hf_batch):
     """Our sentence embeddings: HF weights -> our BERT -> masked mean -> L2 norm."""
-    encoder = load_hf_model(path)
+    encoder = sentence_encoder.model
     token_ids = encoder.inputs[0]
     pooled = MaskedGlobalAveragePooling()([encoder.output, token_ids])
     model = keras.Model(encoder.inputs, pooled)
@@ -79,15 +87,28 @@ def test_our_tokenizer_gives_the_same_ids(path, hf_batch):
         assert set(segment_ids) == {0}
 
 
-def test_sentence_embeddings_match_sentence_transformers(path, embeddings, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.fixture(scope="module")
+def st_embeddings(path):
+    """sentence-transformers' own embeddings of TEXTS (the reference)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         pytest.skip("sentence-transformers not installed")
-    expected = SentenceTransformer(path, device="cpu").encode(TEXTS, convert_to_numpy=True)
-    assert expected.shape == (4, 384)
-    np.testing.assert_allclose(embeddings, expected, atol=1e-4)
+    return SentenceTransformer(path, device="cpu").encode(TEXTS, convert_to_numpy=True)
+
+
+def test_sentence_embeddings_match_sentence_transformers(embeddings, st_embeddings):
+    assert st_embeddings.shape == (4, 384)
+    np.testing.assert_allclose(embeddings, st_embeddings, atol=1e-4)
+
+
+def test_sentence_encoder_matches_sentence_transformers(sentence_encoder, st_embeddings):
+    """kerasnlp4su.SentenceEncoder reads the folder's pooling and Normalize module itself."""
+    encoder = sentence_encoder
+    assert (encoder.pooling, encoder.normalize, encoder.maxlen) == ("mean", True, 256)
+    # batch_size=3: the sorted batches regroup TEXTS, and the output must come back in order.
+    np.testing.assert_allclose(encoder.encode(TEXTS, batch_size=3), st_embeddings, atol=1e-4)
 
 
 def test_sentence_embeddings_match_transformers_bert(path, hf_batch, embeddings):

@@ -7,6 +7,7 @@ from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, attention_scale, write_at
 from kerasnlp4su.layers._precision import at_least_float32
+from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -392,7 +393,7 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **with_sublayer_policies(self, super().get_config()),
             "heads": self.heads,
             "head_size": self.head_size,
             "out_dim": self.out_dim,

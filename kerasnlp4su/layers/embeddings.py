@@ -88,6 +88,26 @@ class Embedding(keras.layers.Embedding):
             raise ValueError(f"{self.name}: mode must be 'embedding' or 'dense', got {mode!r}")
         return super().call(check_ids_in_range(self.name, inputs, self.input_dim))
 
+    def quantize(self, mode=None, type_check=True, config=None):
+        # Allowed on this subclass: the table and the lookup are Embedding's; the tied
+        # projection below reads the quantized table itself.
+        super().quantize(mode, type_check=False, config=config)
+
+    def quantized_call(self, inputs, mode="embedding"):
+        if mode == "embedding":
+            return super().quantized_call(check_ids_in_range(self.name, inputs, self.input_dim))
+        if mode != "dense":
+            raise ValueError(f"{self.name}: mode must be 'embedding' or 'dense', got {mode!r}")
+        if self.quantization_mode not in ("int8", "int4") or \
+                len(self.embeddings_scale.shape) != 1:
+            raise NotImplementedError(
+                f"{self.name}: the tied output projection (mode='dense') supports int8 and "
+                f"per-row int4 tables, not {self.dtype_policy.name!r}")
+        # Row v of the table is q[v] / scale[v], so h @ table.T = (h @ q.T) / scale.
+        kernel = ops.cast(self.embeddings, inputs.dtype)
+        return ops.matmul(inputs, ops.transpose(kernel)) / ops.cast(self.embeddings_scale,
+                                                                    inputs.dtype)
+
     def compute_mask(self, inputs, mask=None, mode="embedding"):
         # Keras's __call__ passes no `mode` here: float inputs are hidden states
         # (the tied MLM projection), whose mask is the incoming padding mask.

@@ -3,6 +3,7 @@
 import keras
 
 from kerasnlp4su.backend import get_activation
+from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 
 
@@ -61,7 +62,7 @@ class FeedForward(keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **with_sublayer_policies(self, super().get_config()),
             "units": self.units,
             "activation": self.activation,
             "use_bias": self.use_bias,

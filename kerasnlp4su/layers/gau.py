@@ -11,6 +11,7 @@ from keras import ops
 
 from kerasnlp4su.backend import NEG_INF, get_activation
 from kerasnlp4su.layers._precision import at_least_float32
+from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -183,7 +184,7 @@ class GatedAttentionUnit(keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **with_sublayer_policies(self, super().get_config()),
             "units": self.units,
             "key_size": self.key_size,
             "activation": self.activation,

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.backend import large_value
+from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
 
@@ -68,7 +69,7 @@ class _SpanPointerBase(keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **with_sublayer_policies(self, super().get_config()),
             "heads": self.heads,
             "head_size": self.head_size,
             "use_bias": self.use_bias,

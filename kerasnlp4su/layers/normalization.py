@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kerasnlp4su.layers._precision import at_least_float32
+from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 
 
@@ -121,7 +122,7 @@ class LayerNormalization(keras.layers.Layer):
 
     def get_config(self):
         return {
-            **super().get_config(),
+            **with_sublayer_policies(self, super().get_config()),
             "epsilon": self.epsilon,
             "center": self.center,
             "scale": self.scale,

@@ -225,6 +225,9 @@ class RotaryEmbedding(keras.layers.Layer):
     def __init__(self, base=10000.0, **kwargs):
         super().__init__(**kwargs)
         self.base = float(base)
+        # No weights, and attention layers call `rotate` directly (never `__call__`):
+        # built from the start, or `Model.quantize` refuses the model as unbuilt.
+        self.built = True
 
     def call(self, inputs, offset=0):
         tensors = inputs if isinstance(inputs, (list, tuple)) else [inputs]

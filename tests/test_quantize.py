@@ -1,0 +1,81 @@
+"""`model.quantize("int8")` (Keras 3) on the models the project builds.
+
+Our `Dense` and `Embedding` subclasses quantize (Keras refuses subclasses
+unless they say they may), the tied MLM projection reads the int8 table,
+sublayers built inside attention/FFN/GAU layers keep their int8 policy
+through `.keras` (safe_mode) and `.weights.h5`. A few tiny models cover the
+layer kinds; `benchmarks/bench_sentence_embeddings.py` measures MiniLM.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from kerasnlp4su.layers import Embedding
+from kerasnlp4su.models import build_transformer_model
+
+TINY = dict(vocab_size=40, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+            intermediate_size=64)
+# (family, extra arguments): BERT with the tied MLM head; GAU-alpha (GAU layers, rotary
+# positions, no biases). All 14 registered families pass the same steps (checked by hand;
+# T5 alone would cost this file's budget three times over).
+# Each reloads one way: .keras (the config must carry the sublayers' int8 policies) or
+# .weights.h5 (into a freshly built, quantized model).
+MODELS = [("bert", {"with_mlm": True}, "keras"), ("gau_alpha", {}, "weights.h5")]
+
+
+def inputs_for(model, rng):
+    return [np.zeros((2, 7), "int32") if "segment" in t.name.lower()
+            else rng.integers(1, 40, size=(2, 7)).astype("int32") for t in model.inputs]
+
+
+def flat(outputs):
+    outputs = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+    return keras.ops.convert_to_numpy(outputs).reshape(2, -1)
+
+
+def cosine(a, b):
+    return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_tied_projection_uses_the_int8_table():
+    layer = Embedding(40, 8)
+    layer.build((None,))
+    hidden = np.random.default_rng(0).standard_normal((3, 8)).astype("float32")
+    layer.quantize("int8")
+    table = keras.ops.convert_to_numpy(layer._embeddings).astype("float32") / \
+        keras.ops.convert_to_numpy(layer.embeddings_scale)[:, None]
+    got = keras.ops.convert_to_numpy(layer(hidden, mode="dense"))
+    np.testing.assert_allclose(got, hidden @ table.T, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family,extra,file", MODELS, ids=[m for m, _, _ in MODELS])
+def test_int8_model_is_close_and_round_trips(family, extra, file, tmp_path):
+    model = build_transformer_model(model=family, **TINY, **extra)
+    xs = inputs_for(model, np.random.default_rng(0))
+    reference = flat(model(xs, training=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras names every layer that has nothing to quantize
+        model.quantize("int8")
+    quantized = [layer for layer in model._flatten_layers()
+                 if layer.dtype_policy.quantization_mode == "int8"]
+    kinds = {type(layer).__name__ for layer in quantized}
+    assert "Dense" in kinds and "Embedding" in kinds, kinds
+    int8 = flat(model(xs, training=False))
+    assert cosine(int8, reference).min() > 0.999
+    assert np.abs(int8 - reference).max() > 0  # it did change the arithmetic
+
+    if file == "keras":
+        model.save(tmp_path / "m.keras")
+        reloaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+        np.testing.assert_allclose(flat(reloaded(xs, training=False)), int8, atol=1e-6)
+        return
+    model.save_weights(tmp_path / "m.weights.h5")
+    fresh = build_transformer_model(model=family, **TINY, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh.quantize("int8")
+    fresh.load_weights(tmp_path / "m.weights.h5")
+    np.testing.assert_allclose(flat(fresh(xs, training=False)), int8, atol=1e-6)
