@@ -21,7 +21,8 @@ By default every script runs in its own subprocess (with `--timeout`);
 The edits are all in `REWRITES` below and nothing here edits a script's
 logic: what a reader sees there is exactly what changed. The per-script
 table `EXAMPLES` only says which data files a script reads and in which
-format, plus, for a script that cannot run here, why.
+format, for a script that cannot run here, why, and the migration edits of
+docs/migrating_examples.md (`Example.fixes`), applied only with `--with-fixes`.
 """
 
 import argparse
