@@ -67,6 +67,31 @@ def test_first_error_line_names_the_tensorflow_problem():
     assert tool.first_error_line(output).endswith("error: indices[0,3] = 120 is not in [0, 100)")
 
 
+def test_delete_definition_removes_one_top_level_definition():
+    source = ("import numpy as np\n\n\ndef helper(\n    model, name\n):\n    x = 1\n\n"
+              "    return x\n\n\nclass Helper(Layer):\n    pass\n\n\nhelper(model, 'E')\n")
+    old, new = tool.delete_definition("helper")
+    assert tool.apply_fix(source, "x.py", old, new) == (
+        "import numpy as np\n\n\nclass Helper(Layer):\n    pass\n\n\nhelper(model, 'E')\n")
+    old, new = tool.delete_definition("Helper")
+    assert "class Helper" not in tool.apply_fix(source, "x.py", old, new)
+    with pytest.raises(ValueError, match="matches 0 times"):
+        tool.apply_fix(source, "x.py", *tool.delete_definition("missing"))
+
+
+@needs_checkout
+def test_every_listed_fix_matches_its_script_once():
+    sources = tool.read_examples(CHECKOUT)
+    fixed = {name: example for name, example in tool.EXAMPLES.items() if example.fixes}
+    assert "task_sentiment_integrated_gradients.py" in fixed
+    for name, example in fixed.items():
+        edited = tool.rewrite(sources[name], {"data": "<data>", "checkpoints": tool._NamedStandIns(),
+                                              "family": tool.family_of(sources[name])})
+        for old, new in example.fixes:
+            edited = tool.apply_fix(edited, name, old, new)  # raises unless exactly one match
+        assert "K.gradients" not in edited and "_make_train_function" not in edited, name
+
+
 @needs_checkout
 def test_representative_examples_run_with_mechanical_edits(tmp_path):
     results = tmp_path / "results.json"

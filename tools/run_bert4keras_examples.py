@@ -21,7 +21,8 @@ By default every script runs in its own subprocess (with `--timeout`);
 The edits are all in `REWRITES` below and nothing here edits a script's
 logic: what a reader sees there is exactly what changed. The per-script
 table `EXAMPLES` only says which data files a script reads and in which
-format, plus, for a script that cannot run here, why.
+format, for a script that cannot run here, why, and the migration edits of
+docs/migrating_examples.md (`Example.fixes`), applied only with `--with-fixes`.
 """
 
 import argparse
@@ -328,21 +329,64 @@ class Example:
     after: str = ""    # runs in this script's work folder, after it (reads its saved weights)
     config: dict = dataclasses.field(default_factory=dict)  # tiny checkpoint's config changes
     # The migration edits of docs/migrating_examples.md for Keras-2-only code
-    # of the script's own, as (old, new) text; applied with --with-fixes.
+    # of the script's own, as (old, new) pairs, `old` a text or a compiled
+    # pattern (`delete_definition`); applied with --with-fixes.
     fixes: list = dataclasses.field(default_factory=list)
 
 
-ADVERSARIAL_FIX = [(
+def delete_definition(name):
+    """A fix deleting the script's top-level `def name(...)` or `class name(...)`: from its
+    first line to the next line that starts in column 0 (a closing `)` of the
+    signature does not count)."""
+    return (re.compile(r"^(?:def|class) %s\b.*?\n(?=[^\s)])" % re.escape(name),
+                       flags=re.M | re.S), "")
+
+
+def apply_fix(source, name, old, new):
+    """`source` with the fix `(old, new)` applied; it must match exactly once."""
+    matches = len(old.findall(source)) if isinstance(old, re.Pattern) else source.count(old)
+    if matches != 1:
+        shown = old.pattern if isinstance(old, re.Pattern) else old
+        raise ValueError(f"run_bert4keras_examples: the fix {shown!r} of {name} matches "
+                         f"{matches} times, not once")
+    return old.sub(new, source) if isinstance(old, re.Pattern) else source.replace(old, new)
+
+
+# Below, the README's table "Helpers that bert4keras's examples define themselves".
+ADVERSARIAL_FIX = [delete_definition("adversarial_training"), (
     "\nadversarial_training(model, 'Embedding-Token', 0.5)",
-    "\nfrom kerasnlp4su.training import adversarial_training  # replaces the Keras 2 one above\n"
+    "\nfrom kerasnlp4su.training import adversarial_training\n"
     "adversarial_training(model, 'Embedding-Token', 0.5, include_clean_loss=False)")]
 GRADIENT_PENALTY_FIX = [
+    delete_definition("sparse_categorical_crossentropy"),
+    delete_definition("loss_with_gradient_penalty"),
     ("    loss=loss_with_gradient_penalty,\n", "    loss='sparse_categorical_crossentropy',\n"),
     ("metrics=['sparse_categorical_accuracy'],\n)\n",
      "metrics=['sparse_categorical_accuracy'],\n)\n"
      "from kerasnlp4su.training import gradient_penalty\n"
      "gradient_penalty(model, 'Embedding-Token', epsilon=1)\n")]
 GET_OUTPUT_AT_FIX = [(".get_output_at(-1)", ".output")]
+VAT_FIX = [
+    delete_definition("virtual_adversarial_training"),
+    ("\nvirtual_adversarial_training(model_vat, 'Embedding-Token')",
+     "\nfrom kerasnlp4su.training import virtual_adversarial_training\n"
+     "virtual_adversarial_training(model_vat, 'Embedding-Token')")]
+INTEGRATED_GRADIENTS_FIX = [
+    delete_definition("Gradient"),
+    ("label_in = Input(shape=(1,))  # 指定标签\n"
+     "input = model.get_layer('Embedding-Token').output\n"
+     "output = model.output\n"
+     "grads = Gradient()([input, output, label_in])\n"
+     "grad_model = Model(model.inputs + [label_in], grads)\n", ""),
+    # Keras 3's predict takes arrays, not nested lists.
+    ("preds = model.predict([[token_ids], [segment_ids]])",
+     "from kerasnlp4su.snippets import to_array\n"
+     "preds = model.predict(to_array([token_ids], [segment_ids]))"),
+    (re.compile(r"^pred_grads = \[\]\n.*?^pred_grads = np\.mean\(pred_grads, 0\)\n",
+                flags=re.M | re.S),
+     "from kerasnlp4su.training import integrated_gradients\n"
+     "pred_grads = integrated_gradients(model, [[token_ids], [segment_ids]], "
+     "'Embedding-Token', steps=20)[0]\n")]
 DICT_TARGET_FIX = [(
     "\n    model.fit(\n        train_dataset,",
     "\n    train_dataset = train_dataset.map(lambda x, y: (x, y['Probas']))\n"
@@ -379,8 +423,9 @@ EXAMPLES = {
         DataFile(f"datasets/lcqmc/lcqmc.{part}.data", lcqmc, n)
         for part, n in (("train", 12), ("valid", 6), ("test", 6))))),
     "task_sentiment_albert.py": Example(SENTIMENT),
-    "task_sentiment_integrated_gradients.py": Example(SENTIMENT, after="task_sentiment_albert.py"),
-    "task_sentiment_virtual_adversarial_training.py": Example(_sentiment(200)),
+    "task_sentiment_integrated_gradients.py": Example(SENTIMENT, after="task_sentiment_albert.py",
+                                                      fixes=INTEGRATED_GRADIENTS_FIX),
+    "task_sentiment_virtual_adversarial_training.py": Example(_sentiment(200), fixes=VAT_FIX),
     "task_seq2seq_ape210k_math_word_problem.py": Example(cannot=(
         "needs `pandas` and the Ape210k data set")),
     "task_seq2seq_autotitle.py": Example(THUCNEWS),
@@ -505,10 +550,7 @@ class Workspace:
                        "config": EXAMPLES.get(name, Example()).config}
             source = rewrite(source, context)
             for old, new in EXAMPLES.get(name, Example()).fixes if with_fixes else ():
-                if source.count(old) != 1:
-                    raise ValueError(f"run_bert4keras_examples: the fix {old!r} of {name} matches "
-                                     f"{source.count(old)} times, not once")
-                source = source.replace(old, new)
+                source = apply_fix(source, name, old, new)
             with open(os.path.join(self.scripts, name), "w", encoding="utf-8") as f:
                 f.write(source)
             write_data(data, EXAMPLES.get(name, Example()))
@@ -648,7 +690,7 @@ def show_edits(checkout, name, with_fixes=False):
     context = {"data": "<data>", "checkpoints": _NamedStandIns(), "family": family_of(source)}
     edited = rewrite(source, context)
     for old, new in EXAMPLES.get(name, Example()).fixes if with_fixes else ():
-        edited = edited.replace(old, new)
+        edited = apply_fix(edited, name, old, new)
     return "".join(difflib.unified_diff(source.splitlines(True), edited.splitlines(True),
                                         name, name))
 
