@@ -281,10 +281,10 @@ class TransformerModel(keras.Model):
         """Create the optimizer's and the compiled metrics' variables before the first traced step.
 
         On TensorFlow without a distribution strategy, Keras 3 creates them inside the first traced
-        train step, and `tf.function` traces a function that creates variables twice; for a tiny BERT
-        with AdamW that made the first `train_on_batch` about 5x slower (one trace instead of two:
-        `benchmarks/results.md`, "First training step"). Keras's own build step (the one it runs under
-        a strategy) does it here from the arrays' shapes. Datasets and generators keep Keras's way.
+        train step, and `tf.function` traces a function that creates variables twice: for a tiny BERT
+        with AdamW the first `train_on_batch` took 38.5 s instead of 6.5 s on a busy 2-core machine
+        (`benchmarks/bench_first_step.py`). Keras's own build step (the one it runs under a strategy)
+        does it here, from the arrays' shapes; datasets and generators keep Keras's way.
         """
         if keras.backend.backend() != "tensorflow" or getattr(self, "optimizer", None) is None:
             return
