@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from backend_utils import to_np
+from test_techniques_compression import tiny_classifier  # the tiny BERT + 2-way softmax head
 from kerasnlp4su.layers import Dense, Embedding
-from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import (
     apply_lora,
     load_lora_weights,
@@ -30,15 +30,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = os.path.join(HERE, "..", "checkpoints", "tiny_bert")
 RNG = np.random.default_rng(0)
 
-
-def tiny_classifier(seed=1, **build):
-    from kerasnlp4su.models import build_transformer_model
-
-    keras.utils.set_random_seed(seed)
-    bert = build_transformer_model(os.path.join(TINY, "bert_config.json"),
-                                   os.path.join(TINY, "bert_model.ckpt"), with_pool=True, **build)
-    out = keras.layers.Dense(2, activation="softmax", name="Classifier")(bert.output)
-    return TransformerModel(bert.inputs, out)
 
 
 def token_batch(batch=4, length=8, seed=0):
