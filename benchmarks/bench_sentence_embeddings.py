@@ -11,6 +11,15 @@ bfloat16 and int8 variants and prints their cosine to float32.
 
     python benchmarks/bench_sentence_embeddings.py                 # ~3 min on 2 cores
     python benchmarks/bench_sentence_embeddings.py --texts 500 --repeats 1   # smoke run
+    python benchmarks/bench_sentence_embeddings.py --texts 1000 --skip bf16,int8,plain --bound
+
+`--bound` adds the compute ceiling: the fewest FLOPs any exact encoder must
+spend on these texts (each sentence alone, no padding: the dense layers and
+attention of every layer) and the best matrix-multiply rate this machine
+reaches (TensorFlow, PyTorch and NumPy, large and encoder-shaped products,
+same threads, best of several). Their quotient is the most texts/s any
+implementation could reach here; against sentence-transformers' measured
+texts/s it says which speed-ups are possible at all.
 
 Prints a markdown table (texts/s: best of the repeats, median in brackets).
 """
@@ -36,6 +45,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--skip", default="", help="comma list of rows to skip: bf16,int8,plain")
+    parser.add_argument("--bound", action="store_true",
+                        help="also print the compute ceiling (minimum FLOPs / best GEMM rate)")
     return parser.parse_args(argv)
 
 
@@ -70,6 +81,45 @@ def plain_encode(encoder, texts, batch_size):
         out.append((hidden * keep).sum(1) / keep.sum(1))
     out = np.concatenate(out)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def minimum_flops(lengths, config):
+    """FLOPs of a BERT encoder on each sequence alone (no padding), summed.
+
+    Per layer and sequence of length n: the four attention projections
+    2*n*h*h each, the two feed-forward products 2*n*h*i each, and the
+    attention scores and weighted sum 2*n*n*h each. Softmax, LayerNorm, GELU
+    and the embeddings are left out, so this is a lower bound.
+    """
+    h, i, layers = config["hidden_size"], config["intermediate_size"], config["num_hidden_layers"]
+    return sum(layers * (8 * n * h * h + 4 * n * h * i + 4 * n * n * h) for n in lengths)
+
+
+def best_gemm_rate(threads, repeats=7):
+    """The best float32 matrix-multiply GFLOP/s measured here, and where it came from."""
+    import numpy as np
+    import tensorflow as tf
+    import torch
+
+    shapes = [(1024, 384, 1536), (1024, 1536, 384), (1024, 384, 384), (2048, 2048, 2048)]
+    rng = np.random.default_rng(0)
+    best = (0.0, "")
+    for m, k, n in shapes:
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        ta, tb = tf.constant(a), tf.constant(b)
+        matmul = tf.function(lambda x, y: tf.matmul(x, y))
+        pa, pb = torch.from_numpy(a), torch.from_numpy(b)
+        candidates = {"tensorflow": lambda: matmul(ta, tb).numpy(),
+                      "torch": lambda: torch.matmul(pa, pb),
+                      "numpy": lambda: a @ b}
+        for name, fn in candidates.items():
+            fn()
+            _, seconds = timed(fn, repeats)
+            rate = 2 * m * k * n / min(seconds) / 1e9
+            if rate > best[0]:
+                best = (rate, f"{name} {m}x{k} @ {k}x{n}")
+    return best
 
 
 def timed(fn, repeats):
@@ -162,6 +212,26 @@ def main(argv=None):
         cos = cosine(rows[name], rows["kerasnlp4su float32"])
         print(f"| {name} | {best:.0f} ({median:.0f}) | {best / base:.2f}x | "
               f"{np.max(np.abs(rows[name] - st)):.1e} | {cos.min():.5f} / {cos.mean():.6f} |")
+    if args.bound:
+        print_bound(path, tokens, base, args.threads)
+
+
+def print_bound(model_path, tokens, st_texts_per_s, threads):
+    """The compute ceiling on texts/s here, against sentence-transformers' measured rate."""
+    import json
+
+    with open(os.path.join(model_path, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    shape = {key: config[key] for key in ("hidden_size", "intermediate_size", "num_hidden_layers")}
+    flops = minimum_flops(tokens, shape)
+    rate, source = best_gemm_rate(threads)
+    ceiling = rate * 1e9 / (flops / len(tokens))
+    st_rate = flops / len(tokens) * st_texts_per_s / 1e9
+    print(f"\nCompute ceiling ({threads} threads): the {len(tokens)} texts need at least "
+          f"{flops / 1e9:.0f} GFLOP ({shape}); the best matrix product measured here runs at "
+          f"{rate:.0f} GFLOP/s ({source}), so no exact encoder exceeds {ceiling:.0f} texts/s = "
+          f"{ceiling / st_texts_per_s:.2f}x sentence-transformers, which already sustains "
+          f"{st_rate:.0f} GFLOP/s ({st_rate / rate:.0%} of that best rate).")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,18 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # CI also runs jax and torch
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under `-n N` the parallelism is N test processes, one per core. Each one's (and each child's)
+    # TensorFlow, XLA, PyTorch and BLAS thread pools would otherwise also take every core, and their
+    # spinning threads cost CPU time the other worker needed. Explicit settings are kept.
+    for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = " ".join(filter(None, [
+            os.environ.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false",
+            "intra_op_parallelism_threads=1"]))
+
 # `backend_core` cases that the JAX and PyTorch legs (tests/test_backends.py) leave to TensorFlow, because
 # another case of theirs runs the same backend code there. Each costs seconds per backend (an eager JAX
 # call compiles every op), and the suite must stay under 10 minutes on 2 cores.

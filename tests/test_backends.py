@@ -37,10 +37,6 @@ def test_backend_core_passes_on_backend(backend, group):
     pytest.importorskip(backend)
     files = [os.path.join(HERE, f) for f in GROUPS[group] if os.path.exists(os.path.join(HERE, f))]
     env = subprocess_env(backend)
-    if backend == "jax":
-        # Tiny models: XLA's compile time dominates, and its lowest backend optimisation level cut
-        # the JAX child's CPU time by a fifth (same results, every test passes).
-        env["XLA_FLAGS"] = " ".join(filter(None, [env.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
     proc = subprocess.run([sys.executable, "-m", "pytest", *files, "-m", "backend_core", "-q",
                            "-p", "no:cacheprovider", "-p", "no:warnings", "-p", "no:xdist"],
                           capture_output=True, text=True, env=env, cwd=HERE, timeout=1200)
