@@ -39,7 +39,8 @@ the same model before its few-shot training (the zero-shot / untrained
 prompt / untrained head score).
 
     python examples/prompt_classification.py --technique pet_few
-    python examples/prompt_classification.py --technique ptuning --fast   # what the tests run
+    python examples/prompt_classification.py --technique ptuning --seed 1
+    python examples/prompt_classification.py --technique nsp --fast   # as the tests (and pet_few)
 
 The vocabulary is cut to the tokens the task uses (`keep_tokens`, as in
 bert4keras's PET examples): the MLM head then scores ~80 tokens, not 30,522.
@@ -116,7 +117,7 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, default=None,
                         help="full-batch steps (default 12; 50 for P-tuning)")
     parser.add_argument("--learning-rate", type=float, default=1e-3,
-                        help="P-tuning: the head's; the prompt rows train at 10x")
+                        help="P-tuning: the head's (the prompt rows train at 10x)")
     parser.add_argument("--maxlen", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fast", action="store_true", help="64 held-out sentences (the tests)")
@@ -277,8 +278,8 @@ def main(argv=None):
     untrained, accuracy_, trained, extra = run(args, tokenizer, keep, shots, held_out)
     labels = np.array([y for _, y in held_out])
     majority = float(max(labels.mean(), 1 - labels.mean()))
-    probe = ("" if "frozen_prompt_accuracy" not in extra else
-             f"; the same head trained with the prompts frozen {extra['frozen_prompt_accuracy']:.3f}")
+    probe = ("" if "frozen_prompt_accuracy" not in extra else "; the same head trained with the "
+             f"prompts frozen {extra['frozen_prompt_accuracy']:.3f}")
     of_which = ("" if "prompt_weights" not in extra else
                 f" ({extra['prompt_weights']:,.0f} of them in the prompt rows)")
     print(f"{args.technique}: held-out accuracy {accuracy_:.3f} on {len(labels)} sentences with "
