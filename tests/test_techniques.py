@@ -404,6 +404,42 @@ def test_ptuning_trains_only_the_prompt_rows(tokenizer):
                                atol=1e-6)
 
 
+def test_ptuning_trains_a_new_head_with_the_prompts_but_never_the_table(tokenizer):
+    from kerasnlp4su.training import ClozeTemplate, cloze_classifier, ptuning_model
+
+    keras.utils.set_random_seed(0)
+    mlm = tiny_bert(with_mlm=True)
+    table = to_np(mlm.get_layer("Embedding-Token").embeddings).copy()
+    prompt_ids, words = [5, 6], tokenizer.tokens_to_ids(["很", "好"])
+    with pytest.raises(ValueError, match="^trainable .* matches the embedding table"):
+        ptuning_model(mlm, prompt_ids, trainable="Embedding-")
+    with pytest.raises(ValueError, match=r"^trainable prefixes \['MLM_'\] match no layer"):
+        ptuning_model(mlm, prompt_ids, trainable=["MLM-", "MLM_"])
+    with pytest.raises(ValueError, match="^initial_ids .* one row per prompt id"):
+        ptuning_model(mlm, prompt_ids, initial_ids=words[:1])
+    tuned = ptuning_model(mlm, prompt_ids, initial_ids=words, trainable=("MLM-",))
+    head = {"MLM-Dense/kernel", "MLM-Dense/bias", "MLM-Norm/gamma", "MLM-Norm/beta",
+            "MLM-Bias/bias"}
+    paths = [w.path for w in tuned.trainable_weights]
+    assert sorted(paths) == sorted(head | {"Embedding-Token-Prompts/prompts"}), paths
+    # The prompts start as the real words' rows, not their own.
+    np.testing.assert_array_equal(to_np(tuned.get_layer("Embedding-Token-Prompts").prompts),
+                                  table[words])
+    template = ClozeTemplate(tokenizer, "[unused1]{mask}[unused2]{text}", {0: "差", 1: "好"},
+                             maxlen=16)
+    pet = cloze_classifier(tuned, template)
+    frozen = {w.path: to_np(w).copy() for w in mlm.weights}
+    pet.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    pet.fit(template.encode(["质量不错", "很差！"]), np.array([1, 0]), batch_size=2, epochs=2,
+            verbose=0)
+    for w in mlm.weights:  # the head moved; the table (tied to the MLM output) and backbone did not
+        moved = np.abs(to_np(w) - frozen[w.path]).max() > 0
+        assert moved == (w.path in head), w.path
+    np.testing.assert_array_equal(to_np(mlm.get_layer("Embedding-Token").embeddings), table)
+    assert np.abs(to_np(tuned.get_layer("Embedding-Token-Prompts").prompts)
+                  - table[words]).min(-1).max() > 0
+
+
 def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
     from kerasnlp4su.snippets import sequence_padding
     from kerasnlp4su.training import nsp_zero_shot

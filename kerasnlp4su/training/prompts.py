@@ -8,7 +8,7 @@
 - P-tuning ("P-tuning：自动构建模版，释放语言模型潜能", https://kexue.fm/archives/8295):
   the template's words are replaced by virtual tokens whose embeddings are
   the only trained weights; the backbone and every other embedding row stay
-  frozen.
+  frozen (a head the checkpoint lacks may train with them).
 - NSP zero-shot (Sun et al. 2021, "NSP-BERT", discussed by Su Jianlin on
   kexue.fm): the pretrained next-sentence head scores "does this label
   sentence continue the text?" per label.
@@ -241,28 +241,50 @@ class PromptEmbedding(keras.layers.Layer):
         return config
 
 
-def ptuning_model(model, prompt_ids, embedding_name="Embedding-Token"):
+def ptuning_model(model, prompt_ids, embedding_name="Embedding-Token", initial_ids=None,
+                  trainable=()):
     """`model` with trainable virtual tokens: only the embeddings of `prompt_ids` train.
 
     Returns a new model with the same inputs and outputs whose token
     embeddings pass through a `PromptEmbedding` (named
-    `'{embedding_name}-Prompts'`), initialised from the rows of `prompt_ids`
-    (e.g. `[unused1]`..`[unused8]`). Every layer of `model` is shared and
-    frozen, so the backbone, the heads and every other embedding row stay
-    exactly as they are, and the tied MLM output keeps the original table.
-    Put the prompt ids into the input where the template's words would be.
+    `'{embedding_name}-Prompts'`), initialised from the rows of `initial_ids`
+    (default: the rows of `prompt_ids` themselves, e.g. `[unused1]`..
+    `[unused8]`; real words such as those of a hand-written template are
+    the usual better start). Every layer of `model` is shared and frozen, so
+    the backbone, the heads and every other embedding row stay exactly as
+    they are, and the tied MLM output keeps the original table. Put the
+    prompt ids into the input where the template's words would be.
+
+    `trainable`: name prefixes of layers of `model` that train with the
+    prompts, for a head the checkpoint lacks (`("MLM-",)` for a new MLM
+    transform and bias); the embedding table itself can't be one of them.
 
     Example:
     >>> mlm = build_transformer_model(config, checkpoint, with_mlm=True)  # doctest: +SKIP
     >>> tuned = ptuning_model(mlm, prompt_ids=range(1, 9))  # doctest: +SKIP
     >>> pet = cloze_classifier(tuned, label_token_ids)  # doctest: +SKIP
+    >>> # A checkpoint without its MLM head: prompts from "it was", new head trained too.
+    >>> tuned = ptuning_model(mlm, [1, 2], initial_ids=tokenizer.tokens_to_ids(["it", "was"]),
+    ...                       trainable=("MLM-",))  # doctest: +SKIP
     """
     table = model.get_layer(embedding_name)
     prompt_ids = [int(i) for i in prompt_ids]
+    initial_ids = prompt_ids if initial_ids is None else [int(i) for i in initial_ids]
     vocab = int(table.input_dim)
-    if any(i < 0 or i >= vocab for i in prompt_ids):
-        raise ValueError(f"prompt_ids {prompt_ids} must lie in [0, {vocab}) of {embedding_name!r}")
-    rows = np.asarray(ops.convert_to_numpy(table.embeddings))[prompt_ids]
+    for name, ids in (("prompt_ids", prompt_ids), ("initial_ids", initial_ids)):
+        if any(i < 0 or i >= vocab for i in ids):
+            raise ValueError(f"{name} {ids} must lie in [0, {vocab}) of {embedding_name!r}")
+    if len(initial_ids) != len(prompt_ids):
+        raise ValueError(f"initial_ids {initial_ids} must give one row per prompt id "
+                         f"({len(prompt_ids)})")
+    trainable = (trainable,) if isinstance(trainable, str) else tuple(trainable)
+    if table.name.startswith(trainable):
+        raise ValueError(f"trainable {trainable} matches the embedding table {table.name!r}: "
+                         "only its prompt rows may train")
+    unmatched = [p for p in trainable if not any(l.name.startswith(p) for l in model.layers)]
+    if unmatched:
+        raise ValueError(f"trainable prefixes {unmatched} match no layer of the model")
+    rows = np.asarray(ops.convert_to_numpy(table.embeddings))[initial_ids]
     prompts = PromptEmbedding(prompt_ids, rows.shape[1], initial_rows=rows,
                               name=f"{embedding_name}-Prompts")
 
@@ -273,7 +295,7 @@ def ptuning_model(model, prompt_ids, embedding_name="Embedding-Token"):
         return outputs
 
     for layer in model.layers:
-        layer.trainable = False
+        layer.trainable = bool(trainable) and layer.name.startswith(trainable)
     # Layers are reused (not copied), so weights stay shared with `model`.
     return keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
 
