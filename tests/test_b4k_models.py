@@ -1,17 +1,16 @@
 """bert4keras's build options and builder interface, against bert4keras 0.11.5 and NumPy.
 
-bert4keras runs once, in one subprocess (`tests/b4k_models_reference.py`, on
+bert4keras runs once, in the shared bert4keras child (`tests/b4k_models_reference.py`, on
 tf-keras with `TF_KERAS=1 TF_USE_LEGACY_KERAS=1`), over every case below.
 """
 
 import os
 import pickle
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from bert4keras_runner import run_reference
 
 from kerasnlp4su.layers import PositionEmbedding
 from kerasnlp4su.models import BERT, build_transformer_model
@@ -67,14 +66,8 @@ def bert4keras_outputs(tmp_path_factory):
                       "inputs": inputs})
     with open(directory / "cases.pkl", "wb") as f:
         pickle.dump(cases, f)
-    env = dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
-    result = subprocess.run(
-        [sys.executable, os.path.join(HERE, "b4k_models_reference.py"),
-         str(directory / "cases.pkl"), str(directory / "out.pkl")],
-        env=env, capture_output=True, text=True, timeout=600)
-    if result.returncode:
-        pytest.fail(f"bert4keras reference failed:\n{result.stderr[-3000:]}")
+    run_reference(os.path.join(HERE, "b4k_models_reference.py"), directory / "cases.pkl",
+                  directory / "out.pkl")
     with open(directory / "out.pkl", "rb") as f:
         return dict(zip(CASES, pickle.load(f)))
 

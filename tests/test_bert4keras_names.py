@@ -2,7 +2,7 @@
 
 (a) every public name of those modules, read from bert4keras's installed
 source with `ast`, imports from the same kerasnlp4su module; (b) their
-numbers against bert4keras itself, computed once in a subprocess
+numbers against bert4keras itself, computed once in the shared bert4keras child
 (tests/b4k_core_reference.py, tf-keras) on the inputs built here.
 """
 
@@ -13,8 +13,6 @@ import importlib.util
 import os
 import pickle
 import re
-import subprocess
-import sys
 import tempfile
 import warnings
 
@@ -23,6 +21,7 @@ import numpy as np
 import pytest
 
 from backend_utils import REPO, to_np
+from bert4keras_runner import run_reference
 
 MODULES = ["backend", "layers", "snippets", "optimizers", "tokenizers"]
 SIX_MODULES = MODULES + ["models"]  # models' names are tested in test_b4k_models.py; listed here
@@ -199,13 +198,7 @@ def reference():
         cases_path, out_path = os.path.join(tmp, "cases.pkl"), os.path.join(tmp, "out.pkl")
         with open(cases_path, "wb") as f:
             pickle.dump(cases, f)
-        env = dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3",
-                   CUDA_VISIBLE_DEVICES="")
-        env.pop("KERAS_BACKEND", None)
-        script = os.path.join(REPO, "tests", "b4k_core_reference.py")
-        done = subprocess.run([sys.executable, script, cases_path, out_path], env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
+        run_reference(os.path.join(REPO, "tests", "b4k_core_reference.py"), cases_path, out_path)
         with open(out_path, "rb") as f:
             return cases, pickle.load(f)
 

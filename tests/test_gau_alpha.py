@@ -1,16 +1,14 @@
-"""GAU-alpha against bert4keras 0.11.5 itself (one subprocess) and a NumPy re-derivation."""
+"""GAU-alpha against bert4keras 0.11.5 itself (the shared bert4keras child) and a NumPy re-derivation."""
 
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import tiny_checkpoints
-from backend_utils import subprocess_env
+from bert4keras_runner import run_reference
 from kerasnlp4su.decoding import LMDecoder
 from kerasnlp4su.models import GAU_alpha, build_transformer_model
 from reference import rope, softmax
@@ -42,15 +40,11 @@ def tiny(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def bert4keras(tiny):
-    """Encoder, MLM, LM and UniLM outputs of bert4keras, all from one subprocess."""
+    """Encoder, MLM, LM and UniLM outputs of bert4keras, all in one run of the shared bert4keras child."""
     config_path, ckpt, directory = tiny
     inputs, out = str(directory / "inputs.npz"), str(directory / "bert4keras.npz")
     np.savez(inputs, ids=TOKENS, segments=SEGMENTS)
-    env = dict(subprocess_env("tensorflow"), TF_KERAS="1", TF_USE_LEGACY_KERAS="1")
-    env.pop("KERAS_BACKEND")
-    done = subprocess.run([sys.executable, REFERENCE_SCRIPT, config_path, ckpt, inputs, out],
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_reference(REFERENCE_SCRIPT, config_path, ckpt, inputs, out)
     return dict(np.load(out))
 
 

@@ -1,19 +1,18 @@
 """The GPT families (`gpt` CDial-GPT, `gpt2` CPM-LM, `gpt2_ml`) on tiny checkpoints in each release's names.
 
-References: bert4keras 0.11.5 itself (all three families in one subprocess on
+References: bert4keras 0.11.5 itself (all three families in one run of the shared bert4keras child on
 tf-keras) and a NumPy re-derivation written here from the releases' layouts.
 """
 
 import importlib.util
 import os
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tiny_checkpoints
 from backend_utils import to_np
+from bert4keras_runner import run_reference
 from reference import attention, gelu_tanh, layer_norm, softmax
 
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
@@ -55,7 +54,7 @@ def build(tiny, family, **kwargs):
 # ------------------------------------------------------------------- bert4keras parity
 @pytest.fixture(scope="module")
 def bert4keras_outputs(tiny, tmp_path_factory):
-    """Every family's probabilities from bert4keras 0.11.5, computed in one subprocess."""
+    """Every family's probabilities from bert4keras 0.11.5, computed in one run of the shared bert4keras child."""
     if importlib.util.find_spec("bert4keras") is None:
         pytest.skip("bert4keras is not installed")
     work = tmp_path_factory.mktemp("bert4keras")
@@ -63,11 +62,7 @@ def bert4keras_outputs(tiny, tmp_path_factory):
     with open(work / "cases.pkl", "wb") as f:
         pickle.dump(cases, f)
     script = os.path.join(os.path.dirname(__file__), "gpt_b4k_reference.py")
-    env = dict(os.environ, TF_KERAS="1", TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3",
-               CUDA_VISIBLE_DEVICES="")
-    done = subprocess.run([sys.executable, script, str(work / "cases.pkl"), str(work / "out.npz")],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_reference(script, work / "cases.pkl", work / "out.npz")
     return dict(np.load(work / "out.npz"))
 
 
