@@ -230,8 +230,10 @@ def no_grad():
 is_tf_keras = False
 
 # bert4keras switched recomputation on with RECOMPUTE=1. Keras 3's switch is
-# `keras.RematScope(mode="full")` around model building (or `recompute_grad`
-# on a call); there is no environment switch, so this stays False.
+# `keras.RematScope(mode="full")` around model building (its attention,
+# feed-forward and norm layers are then rematerialised on every backend, see
+# `kerasnlp4su.layers.remat`), or `recompute_grad` on a call; there is no
+# environment switch, so this stays False.
 do_recompute = False
 
 
@@ -502,9 +504,10 @@ def recompute_grad(call):
 
     Runs the call through `keras.remat` (tf.recompute_grad, jax.checkpoint,
     torch checkpointing): outputs and gradients are unchanged, memory drops,
-    time grows. bert4keras only did this under `RECOMPUTE=1`; here the
-    decorator is the switch. To rematerialise every layer of a model without
-    decorators, build it inside `keras.RematScope(mode="full")`.
+    time grows, dropout draws the same mask in the recomputation. bert4keras
+    only did this under `RECOMPUTE=1`; here the decorator is the switch. For
+    a model of this library, build it inside `keras.RematScope(mode="full")`
+    instead: the layers bert4keras recomputed are then rematerialised.
 
     Example:
     >>> class Block(keras.layers.Layer):
