@@ -174,8 +174,8 @@ class Transformer:
         if name not in self.layers:
             if layer_cls is None:
                 raise KeyError(f"no layer named {name!r} has been created yet")
-            scope = contextlib.nullcontext() if issubclass(layer_cls, Rematerialisable) \
-                else outside_remat_scope()
+            recomputed = isinstance(layer_cls, type) and issubclass(layer_cls, Rematerialisable)
+            scope = contextlib.nullcontext() if recomputed else outside_remat_scope()
             with scope:
                 self.layers[name] = layer_cls(name=name, **layer_kwargs)
         return self.layers[name](inputs, **(call_kwargs or {}))
