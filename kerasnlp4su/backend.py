@@ -524,7 +524,7 @@ def recompute_grad(call):
 
 
 def remat_tensor_arguments(fn, layer=None):
-    """`keras.remat(fn)` where only the tensor arguments of `fn` pass through the remat.
+    """`keras.remat(fn)` where only the floating-point tensor arguments of `fn` pass through it.
 
     Floating-point tensors anywhere in `args`/`kwargs` (hidden states,
     additive masks) become positional inputs of the rematerialised function,
