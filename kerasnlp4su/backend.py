@@ -230,8 +230,10 @@ def no_grad():
 is_tf_keras = False
 
 # bert4keras switched recomputation on with RECOMPUTE=1. Keras 3's switch is
-# `keras.RematScope(mode="full")` around model building (or `recompute_grad`
-# on a call); there is no environment switch, so this stays False.
+# `keras.RematScope(mode="full")` around model building (its attention,
+# feed-forward and norm layers are then rematerialised on every backend, see
+# `kerasnlp4su.layers.remat`), or `recompute_grad` on a call; there is no
+# environment switch, so this stays False.
 do_recompute = False
 
 
@@ -502,9 +504,10 @@ def recompute_grad(call):
 
     Runs the call through `keras.remat` (tf.recompute_grad, jax.checkpoint,
     torch checkpointing): outputs and gradients are unchanged, memory drops,
-    time grows. bert4keras only did this under `RECOMPUTE=1`; here the
-    decorator is the switch. To rematerialise every layer of a model without
-    decorators, build it inside `keras.RematScope(mode="full")`.
+    time grows, dropout draws the same mask in the recomputation. bert4keras
+    only did this under `RECOMPUTE=1`; here the decorator is the switch. For
+    a model of this library, build it inside `keras.RematScope(mode="full")`
+    instead: the layers bert4keras recomputed are then rematerialised.
 
     Example:
     >>> class Block(keras.layers.Layer):
@@ -515,16 +518,71 @@ def recompute_grad(call):
 
     @functools.wraps(call)
     def rematerialised_call(self, inputs, **kwargs):
-        flat = keras.tree.flatten(inputs)
-
-        def forward(*flat_inputs):
-            # Non-tensor keyword arguments stay in the closure: jax.checkpoint
-            # would otherwise trace `training=True` into an abstract value.
-            return call(self, keras.tree.pack_sequence_as(inputs, list(flat_inputs)), **kwargs)
-
-        return keras.remat(forward)(*flat)
+        return remat_tensor_arguments(functools.partial(call, self), self)(inputs, **kwargs)
 
     return rematerialised_call
+
+
+def remat_tensor_arguments(fn, layer=None):
+    """`keras.remat(fn)` where only the floating-point tensor arguments of `fn` pass through it.
+
+    Floating-point tensors anywhere in `args`/`kwargs` (hidden states,
+    additive masks) become positional inputs of the rematerialised function,
+    so gradients reach them. Everything else stays in a closure: Python
+    values (`training=True`, a mode string, a `None` mask), which
+    `tf.recompute_grad` refuses as keyword arguments inside `tf.function`
+    and `jax.checkpoint` would turn into abstract values Python cannot
+    branch on; and integer or boolean tensors (ids, keep-masks), which have
+    no gradient (TensorFlow's remat fails on a boolean input).
+
+    With `layer` (the layer `fn` is the call of), its random-seed states
+    (those of its `Dropout` sub-layers) are inputs of the rematerialised
+    function too and their updates outputs, applied once afterwards: the
+    recomputation in the backward pass then draws the same dropout mask as
+    the forward pass (a second draw would give wrong gradients).
+
+    Example:
+    >>> scaled = remat_tensor_arguments(lambda x, factor=1.0: keras.ops.tanh(x) * factor)
+    >>> tuple(scaled(keras.ops.ones((2, 3)), factor=2.0).shape)
+    (2, 3)
+    """
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        leaves = keras.tree.flatten((args, kwargs))
+        where = [i for i, leaf in enumerate(leaves)
+                 if ops.is_tensor(leaf) and keras.backend.is_float_dtype(leaf.dtype)]
+        weights = layer.weights if layer is not None else []
+        weight_ids = {id(w) for w in weights}
+        seeds = [v for v in (layer.variables if layer is not None else []) if id(v) not in weight_ids]
+
+        def forward(*tensors):
+            filled = list(leaves)
+            for i, tensor in zip(where, tensors):
+                filled[i] = tensor
+            inner_args, inner_kwargs = keras.tree.pack_sequence_as((args, kwargs), filled)
+            if not seeds:
+                return fn(*inner_args, **inner_kwargs)
+            # A StatelessScope does not fall back to an enclosing one (JAX's
+            # trainer runs in one), so the weights are mapped to the values
+            # they have here; reading them in here keeps TensorFlow's
+            # gradients for the variables.
+            mapping = [(w, w.value) for w in weights] + list(zip(seeds, tensors[len(where):]))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                outputs = fn(*inner_args, **inner_kwargs)
+            return outputs, [scope.get_current_value(v) for v in seeds]
+
+        tensors = [leaves[i] for i in where]
+        if not seeds:
+            return keras.remat(forward)(*tensors)
+        # Copies: the seed variables are assigned below, while the backward
+        # pass still needs the values the forward pass read.
+        outputs, states = keras.remat(forward)(*tensors, *(ops.copy(v.value) for v in seeds))
+        for seed, state in zip(seeds, states):
+            seed.assign(state)
+        return outputs
+
+    return call
 
 
 def __getattr__(name):

@@ -205,37 +205,92 @@ def test_integrated_gradients_on_a_tiny_bert_satisfy_completeness():
     assert np.abs(gain).max() > 1e-4
 
 
-@pytest.mark.backend_core
-def test_remat_scope_is_bert4keras_recompute_with_the_same_gradients():
-    # bert4keras's RECOMPUTE=1 is `keras.RematScope(mode="full")` around the build, on PyTorch.
-    # Keras 3.15.1 elsewhere (README): TensorFlow's tf.recompute_grad refuses keyword arguments
-    # in tf.function and, run eagerly, drops the output's Keras mask (the loss then counts padding);
-    # jax.checkpoint traces the `training` flag into an array, which the layers cannot branch on.
-    if keras.backend.backend() != "torch":
-        pytest.skip("keras.RematScope over a whole model is exact on PyTorch only (Keras 3.15.1)")
+REMAT_CONFIG = dict(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=16, max_position_embeddings=8, type_vocab_size=2,
+                    # dropout inside a rematerialised layer; weights large enough that it shows
+                    attention_dropout_rate=0.3, initializer_range=0.5)
+# Padding (id 0) in both rows; targets there are huge, so a loss that counted them would show.
+REMAT_TOKENS = np.array([[2, 5, 7, 3, 0], [2, 9, 3, 0, 0]], "int32")
+REMAT_INPUTS = [REMAT_TOKENS, np.zeros_like(REMAT_TOKENS)]
+REMAT_TARGETS = np.where((REMAT_TOKENS > 0)[..., None],
+                         np.random.default_rng(3).normal(size=(2, 5, 8)), 100.0).astype("float32")
+
+
+@pytest.fixture(scope="module")
+def plain_and_remat_bert():
+    """The same tiny BERT (dropout on) built plainly and inside `keras.RematScope(mode="full")`."""
     from kerasnlp4su.models import build_transformer_model
 
-    config = dict(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
-                  intermediate_size=16, max_position_embeddings=8, type_vocab_size=2)
     keras.utils.set_random_seed(4)
-    plain = build_transformer_model(**config)
+    plain = build_transformer_model(**REMAT_CONFIG)
+    keras.utils.set_random_seed(4)  # the same seeds for the Dropout layers
     with keras.RematScope(mode="full"):
-        remat = build_transformer_model(**config)
+        remat = build_transformer_model(**REMAT_CONFIG)
     remat.set_weights(plain.get_weights())
-    block = remat.get_layer("Transformer-0-FeedForward")
-    assert block._remat_mode is not None and block._remat_mode.mode == "full"
-    tokens = np.array([[2, 5, 7, 3, 0]], "int32")
-    inputs = [tokens, np.zeros_like(tokens)]
-    np.testing.assert_allclose(to_np(remat(inputs)), to_np(plain(inputs)), atol=1e-6)
-    grads = []
+    return plain, remat
+
+
+def one_sgd_step(model, start, run_eagerly):
+    """(loss, weight change) of one `fit` step from the weights `start`."""
+    model.set_weights(start)
+    keras.utils.set_random_seed(7)  # PyTorch's Dropout draws from torch's global generator
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse", run_eagerly=run_eagerly)
+    before = weights(model)
+    loss = model.fit(REMAT_INPUTS, REMAT_TARGETS, batch_size=2, verbose=0).history["loss"][0]
+    return loss, [b - a for b, a in zip(before, weights(model))]
+
+
+def assert_same_step(plain, remat, run_eagerly):
+    """One `fit` step of each model from the same weights: the same loss and updates."""
+    start = plain.get_weights()
+    (loss_plain, step_plain), (loss_remat, step_remat) = (one_sgd_step(m, start, run_eagerly)
+                                                          for m in (plain, remat))
+    np.testing.assert_allclose(loss_remat, loss_plain, rtol=1e-6)
+    for g_plain, g_remat in zip(step_plain, step_remat):
+        np.testing.assert_allclose(g_remat, g_plain, rtol=1e-5, atol=1e-6)
+    assert any(np.abs(g).max() > 1e-3 for g in step_plain)
+    assert loss_plain < 50  # the compiled loss ignored the padding (targets 100 there)
     for model in (plain, remat):
-        model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
-        before = weights(model)
-        model.train_on_batch(inputs, np.ones((1, 5, 8), "float32"))
-        grads.append([b - a for b, a in zip(before, weights(model))])
-    for g_plain, g_remat in zip(*grads):
-        np.testing.assert_allclose(g_remat, g_plain, rtol=1e-5, atol=1e-7)
-    assert any(np.abs(g).max() > 1e-4 for g in grads[0])
+        model.set_weights(start)
+    return loss_plain
+
+
+@pytest.mark.backend_core
+def test_remat_scope_is_bert4keras_recompute_with_the_same_gradients(plain_and_remat_bert,
+                                                                    monkeypatch):
+    # bert4keras's RECOMPUTE=1 is `keras.RematScope(mode="full")` around the build: the layers
+    # bert4keras recomputed (attention, feed-forward, norms) are rematerialised, dropout
+    # included, with the padding mask kept for the compiled loss. Eager on TensorFlow (the
+    # next test traces it), jitted on JAX.
+    plain, remat = plain_and_remat_bert
+    modes = {layer.name: getattr(layer._remat_mode, "mode", None) for layer in remat.layers}
+    recomputed = {name for name, mode in modes.items() if mode == "full"} - {"Input-Token",
+                                                                             "Input-Segment"}
+    assert recomputed == {"Embedding-Norm", "Transformer-0-MultiHeadSelfAttention",
+                          "Transformer-0-MultiHeadSelfAttention-Norm", "Transformer-0-FeedForward",
+                          "Transformer-0-FeedForward-Norm"}
+    assert getattr(remat._remat_mode, "mode", None) is None  # not the whole model again
+    remat_calls = []
+    real_remat = keras.remat
+    monkeypatch.setattr(keras, "remat", lambda f: remat_calls.append(f) or real_remat(f))
+    assert_same_step(plain, remat, run_eagerly=keras.backend.backend() == "tensorflow")
+    # Those layers went through keras.remat (the plain model's have no remat mode).
+    assert len(remat_calls) >= len(recomputed)
+
+
+def test_remat_keeps_the_padding_mask_of_a_compiled_loss_under_graph_fit(plain_and_remat_bert):
+    # TensorFlow's own remat of these layers failed in tf.function (and, eagerly, dropped the
+    # Keras mask, so a compiled loss counted padding): a traced `fit` step equals the plain one.
+    plain, remat = plain_and_remat_bert
+    assert_same_step(plain, remat, run_eagerly=False)
+    outputs = to_np(plain(REMAT_INPUTS))
+    np.testing.assert_allclose(to_np(remat(REMAT_INPUTS)), outputs, atol=1e-6)
+    masked_mse = ((outputs - REMAT_TARGETS) ** 2).mean(-1)[REMAT_TOKENS > 0].mean()
+    remat.compile(loss="mse", run_eagerly=True)
+    np.testing.assert_allclose(remat.test_on_batch(REMAT_INPUTS, REMAT_TARGETS), masked_mse,
+                               rtol=1e-5)
+    # Dropout is on in training, so the equal steps above compared dropped-out forward passes.
+    assert np.abs(to_np(remat(REMAT_INPUTS, training=True)) - outputs).max() > 1e-2
 
 
 class _TrainOnlyShift(keras.layers.Layer):

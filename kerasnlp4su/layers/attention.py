@@ -10,6 +10,7 @@ from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 
 ATTENTION_TYPES = ("softmax", "linear")
 SCALE_TYPES = ("standard", "entropy_invariant", "none")
@@ -21,7 +22,7 @@ def elu_plus_one(x):
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
-class MultiHeadAttention(keras.layers.Layer):
+class MultiHeadAttention(Rematerialisable, keras.layers.Layer):
     """Multi-head attention as used by BERT, RoFormer and UniLM.
 
     `inputs` is either one tensor (self-attention) or `[query, key, value]`.
@@ -126,8 +127,10 @@ class MultiHeadAttention(keras.layers.Layer):
         if self.linear_chunk_size < 1:
             raise ValueError(f"linear_chunk_size must be >= 1, got {linear_chunk_size}")
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
-        self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if position_encoding == "rotary" else None
+        with outside_remat_scope():
+            self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+            self.rotary = (RotaryEmbedding(dtype=self.dtype_policy)
+                           if position_encoding == "rotary" else None)
 
     def build(self, input_shape):
         shapes = input_shape if isinstance(input_shape[0], (list, tuple)) else [input_shape] * 3
@@ -136,9 +139,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.out_dim = int(out_dim)
 
         def dense(units, name, shape):
-            layer = Dense(units, use_bias=self.use_bias, name=name,
-                          kernel_initializer=self.kernel_initializer,
-                          dtype=self.dtype_policy)
+            with outside_remat_scope():
+                layer = Dense(units, use_bias=self.use_bias, name=name,
+                              kernel_initializer=self.kernel_initializer,
+                              dtype=self.dtype_policy)
             layer.build(shape)
             return layer
 

@@ -5,10 +5,11 @@ import keras
 from kerasnlp4su.backend import get_activation
 from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
-class FeedForward(keras.layers.Layer):
+class FeedForward(Rematerialisable, keras.layers.Layer):
     """`Dense(units, activation) -> Dense(input_dim)`, the transformer FFN.
 
     Sub-layers are named `intermediate` and `output` so checkpoint mappings
@@ -40,14 +41,16 @@ class FeedForward(keras.layers.Layer):
     def build(self, input_shape):
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
-        self.gates = []
-        for index, activation in enumerate(self._activations()):
-            name = "intermediate" if index == 0 else f"intermediate_{index}"
-            layer = Dense(self.units, activation=get_activation(activation), name=name, **common)
-            layer.build(input_shape)
-            self.gates.append(layer)
+        with outside_remat_scope():
+            self.gates = []
+            for index, activation in enumerate(self._activations()):
+                name = "intermediate" if index == 0 else f"intermediate_{index}"
+                layer = Dense(self.units, activation=get_activation(activation), name=name,
+                              **common)
+                layer.build(input_shape)
+                self.gates.append(layer)
+            self.output_dense = Dense(input_shape[-1], name="output", **common)
         self.intermediate = self.gates[0]
-        self.output_dense = Dense(input_shape[-1], name="output", **common)
         self.output_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 

@@ -14,12 +14,13 @@ from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 
 NORMALIZATIONS = ("squared_relu", "softmax_plus", "softmax")
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
-class ScaleOffset(keras.layers.Layer):
+class ScaleOffset(Rematerialisable, keras.layers.Layer):
     """`x * gamma + beta` with per-feature `gamma` (ones) and optional `beta` (zeros).
 
     GAU derives q and k from one shared projection with two of these.
@@ -55,7 +56,7 @@ class ScaleOffset(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
-class GatedAttentionUnit(keras.layers.Layer):
+class GatedAttentionUnit(Rematerialisable, keras.layers.Layer):
     """Single-head gated attention: `o = W_o (u * (A v))`.
 
     One Dense (`i_dense`, `2 * units + key_size` units, `activation`) gives
@@ -105,24 +106,26 @@ class GatedAttentionUnit(keras.layers.Layer):
         self.attention_dropout = float(attention_dropout or 0.0)
         self.rope = bool(rope)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
-        self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if self.rope else None
+        with outside_remat_scope():
+            self.dropout = keras.layers.Dropout(self.attention_dropout, dtype=self.dtype_policy)
+            self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if self.rope else None
 
     def build(self, input_shape):
         hidden = input_shape[-1]
         common = dict(use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       dtype=self.dtype_policy)
-        self.i_dense = Dense(2 * self.units + self.key_size, name="i_dense",
-                             activation=get_activation(self.activation), **common)
+        with outside_remat_scope():
+            self.i_dense = Dense(2 * self.units + self.key_size, name="i_dense",
+                                 activation=get_activation(self.activation), **common)
+            self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset",
+                                             dtype=self.dtype_policy)
+            self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset",
+                                             dtype=self.dtype_policy)
+            self.o_dense = Dense(hidden, name="o_dense", **common)
         self.i_dense.build(input_shape)
-        self.q_scaleoffset = ScaleOffset(offset=self.use_bias, name="q_scaleoffset",
-                                         dtype=self.dtype_policy)
-        self.k_scaleoffset = ScaleOffset(offset=self.use_bias, name="k_scaleoffset",
-                                         dtype=self.dtype_policy)
         qk_shape = tuple(input_shape[:-1]) + (self.key_size,)
         self.q_scaleoffset.build(qk_shape)
         self.k_scaleoffset.build(qk_shape)
-        self.o_dense = Dense(hidden, name="o_dense", **common)
         self.o_dense.build(tuple(input_shape[:-1]) + (self.units,))
         self.built = True
 

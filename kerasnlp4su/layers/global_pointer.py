@@ -11,6 +11,7 @@ from kerasnlp4su.backend import large_value
 from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
 from kerasnlp4su.layers.position import RotaryEmbedding
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 
 
 def mask_span_scores(logits, mask=None, tril_mask=True):
@@ -34,7 +35,7 @@ def mask_span_scores(logits, mask=None, tril_mask=True):
     return ops.where(keep, logits, ops.cast(-large_value(logits.dtype), logits.dtype))
 
 
-class _SpanPointerBase(keras.layers.Layer):
+class _SpanPointerBase(Rematerialisable, keras.layers.Layer):
     """Shared configuration and masking for the two pointer heads."""
 
     def __init__(self, heads, head_size, use_bias=True, rope=True, tril_mask=True,
@@ -50,12 +51,14 @@ class _SpanPointerBase(keras.layers.Layer):
         self.rope = bool(rope)
         self.tril_mask = bool(tril_mask)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if self.rope else None
+        with outside_remat_scope():
+            self.rotary = RotaryEmbedding(dtype=self.dtype_policy) if self.rope else None
 
     def _dense(self, units, name, input_shape):
-        layer = Dense(units, use_bias=self.use_bias, name=name,
-                      kernel_initializer=self.kernel_initializer,
-                      dtype=self.dtype_policy)
+        with outside_remat_scope():
+            layer = Dense(units, use_bias=self.use_bias, name=name,
+                          kernel_initializer=self.kernel_initializer,
+                          dtype=self.dtype_policy)
         layer.build(input_shape)
         return layer
 

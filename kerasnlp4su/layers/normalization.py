@@ -6,10 +6,11 @@ from keras import ops
 from kerasnlp4su.layers._precision import at_least_float32
 from kerasnlp4su.layers._quantization import with_sublayer_policies
 from kerasnlp4su.layers.dense import Dense
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
-class LayerNormalization(keras.layers.Layer):
+class LayerNormalization(Rematerialisable, keras.layers.Layer):
     """LayerNorm / RMSNorm whose gain and bias can be driven by a condition vector.
 
     With `conditional=True` the layer takes `[x, cond]`: `cond` of shape
@@ -54,25 +55,26 @@ class LayerNormalization(keras.layers.Layer):
             self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros")
         if self.scale:
             self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones")
-        if self.conditional:
-            cond_shape = tuple(input_shape[1])
-            if self.hidden_units:
-                self.hidden_dense = Dense(
-                    self.hidden_units, activation=self.hidden_activation, use_bias=False,
-                    kernel_initializer=self.hidden_initializer, name="hidden_dense",
-                    dtype=self.dtype_policy)
-                self.hidden_dense.build(cond_shape)
-                cond_shape = cond_shape[:-1] + (self.hidden_units,)
-            if self.center:
-                self.beta_dense = Dense(
-                    dim, use_bias=False, kernel_initializer="zeros", name="beta_dense",
-                    dtype=self.dtype_policy)
-                self.beta_dense.build(cond_shape)
-            if self.scale:
-                self.gamma_dense = Dense(
-                    dim, use_bias=False, kernel_initializer="zeros", name="gamma_dense",
-                    dtype=self.dtype_policy)
-                self.gamma_dense.build(cond_shape)
+        with outside_remat_scope():  # the Dense layers run inside this layer's call
+            if self.conditional:
+                cond_shape = tuple(input_shape[1])
+                if self.hidden_units:
+                    self.hidden_dense = Dense(
+                        self.hidden_units, activation=self.hidden_activation, use_bias=False,
+                        kernel_initializer=self.hidden_initializer, name="hidden_dense",
+                        dtype=self.dtype_policy)
+                    self.hidden_dense.build(cond_shape)
+                    cond_shape = cond_shape[:-1] + (self.hidden_units,)
+                if self.center:
+                    self.beta_dense = Dense(
+                        dim, use_bias=False, kernel_initializer="zeros", name="beta_dense",
+                        dtype=self.dtype_policy)
+                    self.beta_dense.build(cond_shape)
+                if self.scale:
+                    self.gamma_dense = Dense(
+                        dim, use_bias=False, kernel_initializer="zeros", name="gamma_dense",
+                        dtype=self.dtype_policy)
+                    self.gamma_dense.build(cond_shape)
         self.built = True
 
     def call(self, inputs):

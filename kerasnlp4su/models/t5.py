@@ -34,6 +34,7 @@ from kerasnlp4su.layers.embeddings import Embedding
 from kerasnlp4su.layers.feedforward import FeedForward
 from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.relative_position import RelativePositionEmbeddingT5
+from kerasnlp4su.layers.remat import outside_remat_scope
 from kerasnlp4su.models.cache import DecodingStep, KVCache, check_cache_support
 from kerasnlp4su.models.registry import Family, register_family
 from kerasnlp4su.models.tiny import TinyTensors
@@ -372,6 +373,13 @@ class T5_Base(Transformer):
         return ["shared/embedding"]
 
 
+def _functional(inputs, outputs, name):
+    """`keras.Model(inputs, outputs)`; under a keras.RematScope its layers are
+    rematerialised, not the model's call (TransformerModel does the same)."""
+    with outside_remat_scope():
+        return keras.Model(inputs, outputs, name=name)
+
+
 class T5_Encoder(T5_Base):
     """The T5 encoder alone: `[encoder_token_ids] -> encoder output` (bert4keras's `T5_Encoder`).
 
@@ -383,7 +391,7 @@ class T5_Encoder(T5_Base):
     def build(self):
         token_ids = self.encoder_input()
         self.model_inputs = [token_ids]
-        self.model = keras.Model(token_ids, self.encode(token_ids), name=self.name)
+        self.model = _functional(token_ids, self.encode(token_ids), self.name)
         return self.model
 
     def variable_mapping(self):
@@ -404,8 +412,7 @@ class T5_Decoder(T5_Base):
     def build(self):
         context, token_ids = self.decoder_inputs()
         self.model_inputs = [context, token_ids]
-        self.model = keras.Model([context, token_ids], self.decode(context, token_ids),
-                                 name=self.name)
+        self.model = _functional([context, token_ids], self.decode(context, token_ids), self.name)
         return self.model
 
     def cached_forward(self, inputs, cache=None):
@@ -440,14 +447,14 @@ class T5(T5_Base):
     def build(self):
         token_ids = self.encoder_input()
         context = self.encode(token_ids)
-        self.encoder = keras.Model(token_ids, context, name=f"{self.name}_encoder")
+        self.encoder = _functional(token_ids, context, f"{self.name}_encoder")
         context_in, decoder_ids = self.decoder_inputs()
-        self.decoder = keras.Model([context_in, decoder_ids], self.decode(context_in, decoder_ids),
-                                   name=f"{self.name}_decoder")
+        self.decoder = _functional([context_in, decoder_ids], self.decode(context_in, decoder_ids),
+                                   f"{self.name}_decoder")
         keep = self.apply(token_ids, PaddingMask, name="Encoder-Padding-Mask")
         self.model_inputs = [token_ids, decoder_ids]
-        self.model = keras.Model(self.model_inputs, self.decode(context, decoder_ids, keep),
-                                 name=self.name)
+        self.model = _functional(self.model_inputs, self.decode(context, decoder_ids, keep),
+                                 self.name)
         return self.model
 
     def cached_forward(self, inputs, cache=None):

@@ -7,6 +7,7 @@ cached decoding pass replays the same hooks with a `step` argument; the KV
 cache and that pass live in `kerasnlp4su.models.cache`.
 """
 
+import contextlib
 import warnings
 
 import keras
@@ -25,6 +26,7 @@ from kerasnlp4su.layers.masks import AttentionMask, PaddingMask
 from kerasnlp4su.layers.normalization import LayerNormalization
 from kerasnlp4su.layers.pooling import TokenSelect
 from kerasnlp4su.layers.position import PositionEmbedding
+from kerasnlp4su.layers.remat import Rematerialisable, outside_remat_scope
 from kerasnlp4su.models import cache as kv_cache
 from kerasnlp4su.models import registry
 from kerasnlp4su.models.hf import HFCheckpointReader
@@ -163,13 +165,19 @@ class Transformer:
         """Create (or reuse, by name) a layer and call it on `inputs`.
 
         Names get the builder's `prefix` (bert4keras's `prefix=`); the
-        layer table may be shared with another builder (`layers=`).
+        layer table may be shared with another builder (`layers=`). Inside a
+        `keras.RematScope` only the layers bert4keras recomputed under
+        `RECOMPUTE=1` (`Rematerialisable` ones) take the scope's mode;
+        embeddings, dropout and residual adds are created outside it.
         """
         name = self.layer_prefix + name
         if name not in self.layers:
             if layer_cls is None:
                 raise KeyError(f"no layer named {name!r} has been created yet")
-            self.layers[name] = layer_cls(name=name, **layer_kwargs)
+            recomputed = isinstance(layer_cls, type) and issubclass(layer_cls, Rematerialisable)
+            scope = contextlib.nullcontext() if recomputed else outside_remat_scope()
+            with scope:
+                self.layers[name] = layer_cls(name=name, **layer_kwargs)
         return self.layers[name](inputs, **(call_kwargs or {}))
 
     def norm(self, x, name):

@@ -28,6 +28,7 @@ import numpy as np
 
 from kerasnlp4su.layers.embeddings import check_id_bounds
 from kerasnlp4su.layers.position import PositionEmbedding, check_max_position
+from kerasnlp4su.layers.remat import outside_remat_scope
 
 # The first lines of the project's input checks, as they appear inside an
 # error raised from a graph (TF's `InvalidArgumentError: ... assertion
@@ -136,7 +137,10 @@ class TransformerModel(keras.Model):
     """
 
     def __init__(self, inputs, outputs, name=None, **kwargs):
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        # Under a keras.RematScope the blocks' layers are rematerialised; the
+        # model's own call is not (it would recompute the whole forward).
+        with outside_remat_scope():
+            super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
 
     # ------------------------------------------------------------ the checks
     @functools.cached_property
