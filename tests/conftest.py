@@ -10,10 +10,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for variable in ("TF_NUM_INTRAOP_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                      "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
-    if "intra_op_parallelism_threads" not in os.environ.get("XLA_FLAGS", ""):
+    # Only `--` flags: XLA stops reading XLA_FLAGS at a bare `name=value` (such as the often-quoted
+    # `intra_op_parallelism_threads=1`), silently dropping every flag after it.
+    if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
         os.environ["XLA_FLAGS"] = " ".join(filter(None, [
-            os.environ.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false",
-            "intra_op_parallelism_threads=1"]))
+            os.environ.get("XLA_FLAGS"), "--xla_cpu_multi_thread_eigen=false"]))
 
 # `backend_core` cases that the JAX and PyTorch legs (tests/test_backends.py) leave to TensorFlow, because
 # another case of theirs runs the same backend code there. Each costs seconds per backend (an eager JAX
