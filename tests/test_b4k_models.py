@@ -347,6 +347,17 @@ class _PairGenerator:
         return Generator(data, batch_size=2)
 
 
+def _small_classifier():
+    # The bert4keras script pattern (keras.Model over the builder's output) on a one-layer, 8-wide
+    # BERT: these tests are about the data path, and tracing the train step costs per layer.
+    bert = build_transformer_model(vocab_size=int(TOKENS.max()) + 1, hidden_size=8, num_hidden_layers=1,
+                                   num_attention_heads=2, intermediate_size=16,
+                                   max_position_embeddings=16, type_vocab_size=2, with_pool=True)
+    model = keras.Model(bert.inputs, keras.layers.Dense(2, activation="softmax")(bert.output))
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    return model
+
+
 def test_forfit_batches_fit_keras3_with_the_same_arrays():
     generator = _PairGenerator.make(labels=True)
     batches = list(generator.__iter__())
@@ -356,9 +367,7 @@ def test_forfit_batches_fit_keras3_with_the_same_arrays():
         assert isinstance(got, tuple) and isinstance(got[0], tuple)
         for ours, theirs in zip(got[0] + (got[1],), x + [y]):
             np.testing.assert_array_equal(ours, theirs)
-    bert = build_transformer_model(CONFIG, CKPT, with_pool=True)
-    model = keras.Model(bert.inputs, keras.layers.Dense(2, activation="softmax")(bert.output))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    model = _small_classifier()
     # random=False: batch lengths 9, 8, 7 in that order (see the xfail test below).
     history = model.fit(generator.forfit(random=False), steps_per_epoch=len(generator), epochs=1,
                         verbose=0)
@@ -371,9 +380,7 @@ def test_forfit_batches_whose_first_two_share_a_length():
     # batches share (lengths 9, 9, then 8 fails); forfit's stream is its own
     # data adapter whose signature keeps only ranks.
     generator = _PairGenerator.make(labels=True, same_first_lengths=True)
-    bert = build_transformer_model(CONFIG, CKPT, with_pool=True)
-    model = keras.Model(bert.inputs, keras.layers.Dense(2, activation="softmax")(bert.output))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    model = _small_classifier()
     history = model.fit(generator.forfit(random=False), steps_per_epoch=len(generator), epochs=2,
                         verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
