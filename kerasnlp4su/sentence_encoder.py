@@ -24,7 +24,7 @@ import numpy as np
 from kerasnlp4su.inference import freeze
 from kerasnlp4su.layers.pooling import GlobalMaxPooling1D, MaskedGlobalAveragePooling, TokenSelect
 
-__all__ = ["POOLING_MODES", "SentenceEncoder", "read_sentence_transformers_config"]
+__all__ = ["POOLING_MODES", "SentenceEncoder", "quantizable_layer", "read_sentence_transformers_config"]
 
 POOLING_MODES = ("mean", "cls", "max")
 # Texts tokenized (and length-sorted) together: bounds the padded id array of a huge input.
@@ -120,6 +120,28 @@ def _policy_name(dtype):
     raise ValueError(f"dtype must be None, 'float32', 'bfloat16' or 'float16', got {dtype!r}")
 
 
+def quantizable_layer(layer):
+    """The layers `SentenceEncoder(quantize="int8")` quantizes: all but the precision-sensitive ones.
+
+    A `filters` function for `keras.Model.quantize`: False for the attention
+    projections (query, key, value, output) and the feed-forward output
+    projection, whose int8 rounding moves the embeddings most; True for the
+    rest (the token and segment tables, the feed-forward intermediate
+    projection, ...). On all-MiniLM-L6-v2 (300 sentences of mixed length),
+    cosine to the float32 embeddings: every layer quantized mean 0.9973,
+    min 0.9922; this selection mean 0.9994, min 0.9980.
+
+    >>> encoder = SentenceEncoder.from_hf("all-MiniLM-L6-v2/", quantize="int8")   # doctest: +SKIP
+    >>> every_layer = SentenceEncoder.from_hf("all-MiniLM-L6-v2/", quantize="int8",
+    ...                                       quantize_filter=None)                # doctest: +SKIP
+    """
+    path = layer.path or layer.name
+    parent, _, name = path.rpartition("/")
+    if "MultiHead" in parent:
+        return False
+    return not (parent.endswith("FeedForward") and name == "output")
+
+
 class SentenceEncoder:
     """Texts in, fixed-size sentence vectors out (`encode`), like sentence-transformers.
 
@@ -135,6 +157,10 @@ class SentenceEncoder:
             `[SEP]` included.
         quantize: `'int8'` quantizes the model's weights first
             (`keras.Model.quantize`); see the README for its speed.
+        quantize_filter: which layers `quantize` quantizes (Keras's
+            `filters`): by default `quantizable_layer`, everything but the
+            attention projections and the feed-forward output projection;
+            `None` quantizes every layer that can be.
         length_multiple: each batch is padded to a multiple of this many
             tokens (JAX/PyTorch compile once per shape).
 
@@ -151,7 +177,7 @@ class SentenceEncoder:
     """
 
     def __init__(self, model, tokenizer, pooling="mean", normalize=False, maxlen=512,
-                 quantize=None, length_multiple=8):
+                 quantize=None, length_multiple=8, quantize_filter=quantizable_layer):
         model = getattr(model, "model", model)
         if not isinstance(model, keras.Model):
             raise TypeError(f"model must be a keras.Model or a Transformer builder, "
@@ -177,7 +203,7 @@ class SentenceEncoder:
             with warnings.catch_warnings():
                 # Keras names every weightless layer (Add, Dropout, ...) it leaves alone.
                 warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
-                self.model.quantize(quantize)
+                self.model.quantize(quantize, filters=quantize_filter)
         self.quantize = quantize
         self._frozen = {}
 

@@ -106,3 +106,19 @@ def test_sentence_transformers_folder_config(tmp_path):
     (tmp_path / "1_Pooling" / "config.json").write_text(json.dumps(flags))
     with pytest.raises(ValueError, match="1_Pooling/config.json: SentenceEncoder supports exactly"):
         read_sentence_transformers_config(str(tmp_path))
+
+
+@pytest.mark.parametrize("selection", ["default", "every layer"])
+def test_int8_keeps_attention_and_feed_forward_output_in_float(selection):
+    kwargs = {} if selection == "default" else {"quantize_filter": None}
+    quantized = SentenceEncoder.from_checkpoint(
+        os.path.join(TINY, "bert_config.json"), os.path.join(TINY, "bert_model.ckpt"),
+        os.path.join(TINY, "vocab.txt"), quantize="int8", **kwargs)
+    modes = {layer.path: getattr(layer, "quantization_mode", None)
+             for layer in quantized.model._flatten_layers() if layer.path}
+    expected = "int8" if selection == "every layer" else None
+    for projection in ("query", "key", "value", "output"):
+        assert modes[f"Transformer-0-MultiHeadSelfAttention/{projection}"] == expected, projection
+    assert modes["Transformer-1-FeedForward/output"] == expected
+    assert modes["Transformer-1-FeedForward/intermediate"] == "int8"
+    assert modes["Embedding-Token"] == "int8"
