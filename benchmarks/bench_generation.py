@@ -59,12 +59,9 @@ import numpy as np  # noqa: E402
 
 from kerasnlp4su.decoding import (AutoRegressiveDecoder, EncoderDecoderDecoder,  # noqa: E402
                                   LMDecoder, Seq2SeqDecoder)
-from kerasnlp4su.models import BERT, GPT2, build_transformer_model  # noqa: E402
+from kerasnlp4su.models import BERT, GPT2  # noqa: E402
+from bench_t5_decoding import random_t5_1_1  # noqa: E402  (this script's folder is on sys.path)
 
-T5_SIZES = {
-    "base": dict(vocab_size=32128, d_model=768, d_ff=2048, num_layers=12, num_heads=12, d_kv=64),
-    "small": dict(vocab_size=5000, d_model=256, d_ff=1024, num_layers=4, num_heads=4, d_kv=64),
-}
 BERT_SIZES = {
     "base": dict(vocab_size=21128, hidden_size=768, num_hidden_layers=12,
                  num_attention_heads=12, intermediate_size=3072),
@@ -106,12 +103,7 @@ def run_t5(size, args):
 
     from kerasnlp4su.models.hf import save_weights_as_hf
 
-    config = dict(T5_SIZES[size], feed_forward_proj="gated-gelu")
-    t5 = build_transformer_model(model="t5.1.1", return_keras_model=False, **config)
-    for variable in t5.model.weights:  # T5-like scales: unit embeddings, 1/sqrt(fan-in) kernels
-        shape = tuple(variable.shape)
-        scale = 1.0 if "Embedding-Token" in variable.path else 1 / np.sqrt(shape[0])
-        variable.assign(np.random.default_rng(0).normal(0, scale, shape).astype("float32"))
+    t5, config = random_t5_1_1(size)
     with tempfile.TemporaryDirectory() as directory:
         save_weights_as_hf(t5, directory)
         hf = transformers.T5ForConditionalGeneration.from_pretrained(directory).eval()

@@ -53,13 +53,23 @@ def best_time(fn, repeats):
     return best, np.asarray(result)
 
 
-def run(size, source_length, args):
+def random_t5_1_1(size):
+    """A T5 1.1 builder of `SIZES[size]` with seeded T5-like weights, and its config.
+
+    Unit-variance embeddings and 1/sqrt(fan-in) kernels, so activations stay
+    in a trained model's range (bench_generation.py uses it too).
+    """
     config = dict(SIZES[size], feed_forward_proj="gated-gelu")
     t5 = build_transformer_model(model="t5.1.1", return_keras_model=False, **config)
-    for variable in t5.model.weights:  # T5-like scales: unit embeddings, 1/sqrt(fan-in) kernels
+    for variable in t5.model.weights:
         shape = tuple(variable.shape)
         scale = 1.0 if "Embedding-Token" in variable.path else 1 / np.sqrt(shape[0])
         variable.assign(np.random.default_rng(0).normal(0, scale, shape).astype("float32"))
+    return t5, config
+
+
+def run(size, source_length, args):
+    t5, config = random_t5_1_1(size)
     source = np.random.default_rng(1).integers(2, config["vocab_size"], source_length)
     minlen = args.steps + 2  # start token + steps, the end token allowed after
     rows = {}
