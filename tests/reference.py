@@ -100,3 +100,13 @@ def bert_forward(reader, config, token_ids, segment_ids, gelu=gelu_tanh, prefix=
         t = layer_norm(t, get("cls/predictions/transform/LayerNorm/gamma"), get("cls/predictions/transform/LayerNorm/beta"))
         outputs["mlm"] = t @ get(f"{prefix}/embeddings/word_embeddings").T + get("cls/predictions/output_bias")
     return outputs
+
+
+def numeric_grad(f, x, h):
+    """Central-difference gradient of the scalar `f` at the array `x` (step `h`, in `x`'s dtype)."""
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = h
+        grad[i] = (f(x + step) - f(x - step)) / (2 * h)
+    return grad

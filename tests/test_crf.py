@@ -10,6 +10,7 @@ from kerasnlp4su.layers.crf import ConditionalRandomField, crf_nll
 from kerasnlp4su.viterbi import ViterbiDecoder
 
 from backend_utils import gradient, to_np
+from reference import numeric_grad
 from layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
@@ -38,16 +39,6 @@ def brute_force_nll(emissions, trans, labels, lengths):
         log_z = np.logaddexp.reduce(scores)
         out.append(log_z - path_score(e[:n], trans, list(y[:n])))
     return np.array(out)
-
-
-def numeric_grad(f, x, eps=1e-5):
-    x = x.astype("float64")
-    g = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        d = np.zeros_like(x)
-        d[idx] = eps
-        g[idx] = (f(x + d) - f(x - d)) / (2 * eps)
-    return g
 
 
 def test_nll_matches_brute_force_with_padding():
@@ -98,8 +89,10 @@ def test_gradients_match_finite_differences_of_brute_force():
 
     g_e = gradient(loss_emissions, EMISSIONS)
     g_t = gradient(loss_trans, TRANS)
-    ref_e = numeric_grad(lambda e: brute_force_nll(e, TRANS, y, lengths).sum(), EMISSIONS)
-    ref_t = numeric_grad(lambda t: brute_force_nll(EMISSIONS, t, y, lengths).sum(), TRANS)
+    ref_e = numeric_grad(lambda e: brute_force_nll(e, TRANS, y, lengths).sum(),
+                         EMISSIONS.astype("float64"), 1e-5)
+    ref_t = numeric_grad(lambda t: brute_force_nll(EMISSIONS, t, y, lengths).sum(),
+                         TRANS.astype("float64"), 1e-5)
     np.testing.assert_allclose(g_e, ref_e, atol=1e-4)
     np.testing.assert_allclose(g_t, ref_t, atol=1e-4)
     assert np.all(g_e[~MASK] == 0)  # padded steps receive no gradient

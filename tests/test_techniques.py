@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from backend_utils import to_np
+from reference import numeric_grad
 from test_techniques_compression import tiny_classifier  # the tiny BERT + 2-way softmax head
 from kerasnlp4su.layers import Dense, Embedding
 from kerasnlp4su.training import (
@@ -154,16 +155,6 @@ def rdrop_reference_loss(W, b, x, y, offset, alpha):
     return ce + alpha / 4 * kl.mean()
 
 
-def numeric_grad(f, w, h=1e-6):
-    g = np.zeros_like(w)
-    for i in np.ndindex(w.shape):
-        up, down = w.copy(), w.copy()
-        up[i] += h
-        down[i] -= h
-        g[i] = (f(up) - f(down)) / (2 * h)
-    return g
-
-
 @pytest.mark.backend_core
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_rdrop_step_matches_finite_differences_of_the_rdrop_objective(jit_compile):
@@ -179,8 +170,8 @@ def test_rdrop_step_matches_finite_differences_of_the_rdrop_objective(jit_compil
     rdrop_training(model, alpha=4.0)
     W, b = (to_np(v).astype("float64") for v in model.get_layer("out").weights)
     expected = rdrop_reference_loss(W, b, x, y, offset, 4.0)
-    gW = numeric_grad(lambda w: rdrop_reference_loss(w, b, x, y, offset, 4.0), W)
-    gb = numeric_grad(lambda v: rdrop_reference_loss(W, v, x, y, offset, 4.0), b)
+    gW = numeric_grad(lambda w: rdrop_reference_loss(w, b, x, y, offset, 4.0), W, 1e-6)
+    gb = numeric_grad(lambda v: rdrop_reference_loss(W, v, x, y, offset, 4.0), b, 1e-6)
     logs = model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0).history
     assert logs["loss"][0] == pytest.approx(expected, rel=1e-4)
     new_W, new_b = (to_np(v) for v in model.get_layer("out").weights)

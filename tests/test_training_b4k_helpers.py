@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from backend_utils import to_np
+from reference import numeric_grad
 from kerasnlp4su.models import TransformerModel
 from kerasnlp4su.training import (
     gradient_penalty,
@@ -59,15 +60,6 @@ def kld(target, probs):
     return np.mean(np.sum(target * np.log(target / probs), -1))
 
 
-def numeric_grad(f, x, h=1e-6):
-    grad = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        step = np.zeros_like(x)
-        step[i] = h
-        grad[i] = (f(x + step) - f(x - step)) / (2 * h)
-    return grad
-
-
 def unit(v):
     return v / (np.sqrt((v ** 2).sum()) + 1e-8)
 
@@ -82,11 +74,12 @@ def test_vat_step_matches_a_finite_difference_power_iteration():
     target = forward(E, W, b)  # the model's own prediction, a constant
     direction = to_np(vat_noise((V, D), "float32", seed, 0)).astype("float64")
     for _ in range(iters):
-        direction = numeric_grad(lambda e: kld(target, forward(e, W, b)), E + xi * unit(direction))
+        direction = numeric_grad(lambda e: kld(target, forward(e, W, b)), E + xi * unit(direction),
+                                 1e-6)
     perturbed = E + epsilon * unit(direction)
-    grads = [numeric_grad(lambda e: kld(target, forward(e, W, b)), perturbed),
-             numeric_grad(lambda w: kld(target, forward(perturbed, w, b)), W),
-             numeric_grad(lambda c: kld(target, forward(perturbed, W, c)), b)]
+    grads = [numeric_grad(lambda e: kld(target, forward(e, W, b)), perturbed, 1e-6),
+             numeric_grad(lambda w: kld(target, forward(perturbed, w, b)), W, 1e-6),
+             numeric_grad(lambda c: kld(target, forward(perturbed, W, c)), b, 1e-6)]
     labels = np.zeros((B, C), "float32")  # ignored: VAT trains on the model's own prediction
     loss = model.train_on_batch(X, labels)
     for got, start, g in zip(weights(model), (E, W, b), grads):
@@ -133,7 +126,7 @@ def test_parameter_gradient_penalty_matches_finite_differences():
     model.train_on_batch(X, labels)
     got = np.concatenate([p.ravel() for p in weights(model)])
     np.testing.assert_allclose(got, expected, rtol=2e-3, atol=1e-5)
-    plain = flat - LR * numeric_grad(task_loss, flat)
+    plain = flat - LR * numeric_grad(task_loss, flat, 1e-6)
     assert not np.allclose(got, plain, atol=1e-4)  # the penalty changed the step
     with pytest.raises(ValueError, match="wrt"):
         gradient_penalty(model, wrt="inputs")
