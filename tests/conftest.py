@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # CI also runs jax and torch
 
@@ -72,3 +74,30 @@ def pytest_collection_modifyitems(config, items):
         if left:
             config.hook.pytest_deselected(items=left)
             items[:] = [item for item in items if not _left_to_tensorflow(item)]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--cpu-report", metavar="PATH", default=None,
+                     help="append each test's CPU seconds (its process and its child processes) and wall "
+                          "seconds to PATH: unlike --durations, CPU time barely moves when other work "
+                          "shares the cores, so figures from a busy machine stay comparable")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    path = item.config.getoption("--cpu-report")
+    if path is None:
+        yield
+        return
+    import resource
+    import time
+
+    def cpu():
+        own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+        return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+    (own, children), wall = cpu(), time.perf_counter()
+    yield
+    (own_after, children_after), wall = cpu(), time.perf_counter() - wall
+    with open(path, "a", encoding="utf-8") as report:
+        report.write(f"{own_after - own:8.2f} {children_after - children:8.2f} {wall:8.2f} {item.nodeid}\n")

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasnlp4su.layers._quantization import quantizing_cheaply
+
 
 @keras.saving.register_keras_serializable(package="kerasnlp4su")
 class Dense(keras.layers.Dense):
@@ -33,7 +35,8 @@ class Dense(keras.layers.Dense):
     def quantize(self, mode=None, type_check=True, config=None):
         # Keras's type check exists for subclasses that change the weights or the call; this
         # one keeps both (its call only folds axes), so Dense's quantization applies as is.
-        super().quantize(mode, type_check=False, config=config)
+        with quantizing_cheaply():
+            super().quantize(mode, type_check=False, config=config)
 
     def _on_2d(self, call, inputs, training):
         if len(inputs.shape) <= 2:

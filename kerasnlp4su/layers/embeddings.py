@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerasnlp4su.layers._quantization import quantizing_cheaply
+
 
 def ids_out_of_range_message(layer_name, input_dim, bad_id=None):
     """The message of every id-range check (in-graph, eager, and before `predict`).
@@ -91,7 +93,8 @@ class Embedding(keras.layers.Embedding):
     def quantize(self, mode=None, type_check=True, config=None):
         # Allowed on this subclass: the table and the lookup are Embedding's; the tied
         # projection below reads the quantized table itself.
-        super().quantize(mode, type_check=False, config=config)
+        with quantizing_cheaply():
+            super().quantize(mode, type_check=False, config=config)
 
     def quantized_call(self, inputs, mode="embedding"):
         if mode == "embedding":
