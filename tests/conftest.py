@@ -101,3 +101,12 @@ def pytest_runtest_protocol(item, nextitem):
     (own_after, children_after), wall = cpu(), time.perf_counter() - wall
     with open(path, "a", encoding="utf-8") as report:
         report.write(f"{own_after - own:8.2f} {children_after - children:8.2f} {wall:8.2f} {item.nodeid}\n")
+
+
+def pytest_collection_finish(session):
+    # Everything imported by now (TensorFlow, Keras, JAX, torch, transformers: millions of objects)
+    # lives as long as the process. Frozen, it is skipped by every full garbage collection, and Keras
+    # runs one per `clear_session`, per replaced variable, ...: a few % of the suite's CPU time.
+    import gc
+
+    gc.freeze()

@@ -67,6 +67,11 @@ def test_weights_are_copied_when_frozen():
     assert np.abs(changed - before).max() > 1e-3  # the model did change
     if keras.backend.backend() == "tensorflow":
         np.testing.assert_array_equal(frozen(x), before)  # the frozen copy did not
+        # ... because its graph holds the weights as constants: no variable is read or captured.
+        graph = frozen._fn.graph.as_graph_def()
+        ops = {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+        assert "Const" in ops and not ops & {"ReadVariableOp", "VarHandleOp", "ResourceGather"}, ops
+        assert not frozen._fn.captured_inputs
     np.testing.assert_allclose(freeze(builder.model)(x), changed, rtol=1e-5, atol=1e-5)
 
 

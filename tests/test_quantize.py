@@ -53,7 +53,18 @@ def test_tied_projection_uses_the_int8_table():
     np.testing.assert_allclose(got, hidden @ table.T, rtol=1e-5, atol=1e-5)
 
 
-def test_quantize_skips_collecting_old_objects_and_still_frees_the_float_kernel():
+@pytest.fixture
+def nothing_frozen():
+    """The interpreter's default: no frozen objects (conftest.py freezes what the suite imported)."""
+    was_frozen = gc.get_freeze_count() > 0
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    if was_frozen:
+        gc.freeze()
+
+
+def test_quantize_skips_collecting_old_objects_and_still_frees_the_float_kernel(nothing_frozen):
     # Keras's Layer.__delattr__ runs gc.collect() per replaced variable (0.2-0.5 s each in a
     # process holding TensorFlow); ours run with the older objects frozen.
     layer = Dense(4)
@@ -77,11 +88,8 @@ def test_quantize_skips_collecting_old_objects_and_still_frees_the_float_kernel(
     other = Dense(4)
     other.build((None, 3))
     gc.freeze()
-    try:
-        other.quantize("int8")
-        assert gc.get_freeze_count() > 0  # not unfrozen behind its back
-    finally:
-        gc.unfreeze()
+    other.quantize("int8")
+    assert gc.get_freeze_count() > 0  # not unfrozen behind its back
     assert other.quantization_mode == "int8"
 
 
