@@ -10,7 +10,7 @@ from kerasnlp4su.layers import AttentionMask, LayerNormalization, MultiHeadAtten
 from kerasnlp4su.models import build_transformer_model
 from reference import rope, softmax
 
-from backend_utils import gradient, to_np
+from backend_utils import forward, gradient, to_np
 from layer_harness import check_layer
 
 pytestmark = pytest.mark.backend_core  # all of it is backend-specific numerics
@@ -258,7 +258,7 @@ def test_attention_layers_serialize(tmp_path):
     data = np.array([[3, 4, 5, 0, 6, 7, 0]])  # 7 tokens: chunks of 3 with padding
     model.save(tmp_path / "a.keras")
     restored = keras.saving.load_model(tmp_path / "a.keras", safe_mode=True)
-    np.testing.assert_allclose(restored.predict(data, verbose=0), model.predict(data, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(restored, data), forward(model, data), atol=1e-6)
 
 
 def test_unilm_mask_values():
@@ -307,9 +307,9 @@ def test_conditional_model_with_zero_condition_equals_plain_model():
     for w in cond.weights:
         if "_dense/" in w.path:
             w.assign(RNG.standard_normal(w.shape))
-    base = plain.predict([ids, seg], verbose=0)
-    np.testing.assert_allclose(cond.predict([ids, seg, np.zeros((1, 6))], verbose=0), base, atol=1e-5)
-    assert np.abs(cond.predict([ids, seg, np.ones((1, 6))], verbose=0) - base).max() > 1e-3
+    base = forward(plain, [ids, seg])
+    np.testing.assert_allclose(forward(cond, [ids, seg, np.zeros((1, 6))]), base, atol=1e-5)
+    assert np.abs(forward(cond, [ids, seg, np.ones((1, 6))]) - base).max() > 1e-3
 
 
 def test_linear_attention_model_switch_and_lm_causality():
@@ -322,7 +322,7 @@ def test_linear_attention_model_switch_and_lm_causality():
     seg = np.zeros_like(ids)
     changed = ids.copy()
     changed[0, 4] = 30
-    a, b = model.predict([ids, seg], verbose=0), model.predict([changed, seg], verbose=0)
+    a, b = forward(model, [ids, seg]), forward(model, [changed, seg])
     np.testing.assert_allclose(a[0, :4], b[0, :4], atol=1e-6)
     with pytest.raises(ValueError, match="unilm.*softmax"):
         build_transformer_model(None, attention_type="linear", application="unilm", **CONFIGS["bert"])

@@ -10,6 +10,7 @@ import pickle
 import keras
 import numpy as np
 import pytest
+from backend_utils import forward
 from bert4keras_runner import run_reference
 
 from kerasnlp4su.layers import PositionEmbedding
@@ -78,7 +79,7 @@ def test_build_option_matches_bert4keras(case, bert4keras_outputs):
     expected = bert4keras_outputs[case]
     assert not isinstance(expected, str), expected
     model = build_transformer_model(CONFIG, CKPT, **dict(SAME, **kwargs))
-    got = model.predict(inputs, verbose=0)
+    got = forward(model, inputs)
     got = got if isinstance(got, list) else [got]
     assert len(got) == len(expected)
     for ours, theirs in zip(got, expected):
@@ -97,7 +98,7 @@ def test_realformer_unilm_matches_numpy():
     get = tf.train.load_checkpoint(CKPT).get_tensor
     model = build_transformer_model(CONFIG, CKPT, application="unilm",
                                     residual_attention_scores=True, **SAME)
-    probs = model.predict([TOKENS, SEGMENTS], verbose=0)
+    probs = forward(model, [TOKENS, SEGMENTS])
 
     def dense(x, name):
         return x @ get(f"{name}/kernel") + get(f"{name}/bias")
@@ -133,14 +134,14 @@ def test_prefix_renames_layers_and_layers_are_shared():
     plain = build_transformer_model(CONFIG, CKPT, **SAME)
     first = build_transformer_model(CONFIG, CKPT, prefix="A-", return_keras_model=False, **SAME)
     assert all(layer.name.startswith("A-") for layer in first.model.layers)
-    np.testing.assert_allclose(first.model.predict([TOKENS, SEGMENTS], verbose=0),
-                               plain.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(first.model, [TOKENS, SEGMENTS]),
+                               forward(plain, [TOKENS, SEGMENTS]), atol=1e-6)
     # layers= (bert4keras): a second builder reuses the first one's layers by name.
     second = BERT(**{**first_config(), "prefix": "A-", "layers": first.layers})
     second.build()
     assert {id(w) for w in second.model.weights} <= {id(w) for w in first.model.weights}
-    np.testing.assert_allclose(second.model.predict([TOKENS, SEGMENTS], verbose=0),
-                               plain.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(second.model, [TOKENS, SEGMENTS]),
+                               forward(plain, [TOKENS, SEGMENTS]), atol=1e-6)
 
 
 def first_config():
@@ -188,7 +189,7 @@ def test_custom_position_model_saves_and_loads(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     inputs = [TOKENS, SEGMENTS, POSITIONS * 20]
-    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0),
+    np.testing.assert_allclose(forward(loaded, inputs), forward(model, inputs),
                                atol=1e-6)
 
 
@@ -209,15 +210,14 @@ def test_builder_interface_runs_bert_of_theseus():
         outputs = successor.apply_main_layers(outputs, index)
     theseus = keras.Model(inputs, classifier(outputs))
     # The successor's blocks on the predecessor's inputs = the successor model.
-    np.testing.assert_allclose(theseus.predict([TOKENS, SEGMENTS], verbose=0),
-                               successor_model.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(theseus, [TOKENS, SEGMENTS]),
+                               forward(successor_model, [TOKENS, SEGMENTS]), atol=1e-6)
     chained = predecessor.apply_embeddings(inputs)
     for index in range(predecessor.num_hidden_layers):
         chained = predecessor.apply_main_layers(chained, index)
     np.testing.assert_allclose(
-        keras.Model(inputs, classifier(predecessor.apply_final_layers(chained))).predict(
-            [TOKENS, SEGMENTS], verbose=0),
-        predecessor_model.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+        forward(keras.Model(inputs, classifier(predecessor.apply_final_layers(chained))), [TOKENS, SEGMENTS]),
+        forward(predecessor_model, [TOKENS, SEGMENTS]), atol=1e-6)
     assert predecessor.input is predecessor.inputs[0] or predecessor.input == predecessor.inputs
 
 
@@ -229,11 +229,11 @@ def test_additional_input_layers_conditional_lm():
     model = build_transformer_model(CONFIG, CKPT, application="lm", layer_norm_cond=c,
                                      additional_input_layers=c_in)
     assert model.inputs[2] is c_in and len(model.inputs) == 3
-    probs = model.predict([TOKENS, SEGMENTS, np.array([[0], [1]])], verbose=0)
+    probs = forward(model, [TOKENS, SEGMENTS, np.array([[0], [1]])])
     assert probs.shape == (2, 9, 2646)
     # The conditional LayerNorm starts as the plain one (zero projections), as in bert4keras.
     plain = build_transformer_model(CONFIG, CKPT, application="lm")
-    np.testing.assert_allclose(probs, plain.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(probs, forward(plain, [TOKENS, SEGMENTS]), atol=1e-5)
 
 
 # ------------------------------------------------ bert4keras's `models` names
@@ -313,11 +313,11 @@ def test_extend_with_language_model_factories(factory, application):
     assert issubclass(cls, BERT)
     model = build_transformer_model(CONFIG, CKPT, model=cls)
     expected = build_transformer_model(CONFIG, CKPT, application=application)
-    np.testing.assert_allclose(model.predict([TOKENS, SEGMENTS], verbose=0),
-                               expected.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS]),
+                               forward(expected, [TOKENS, SEGMENTS]), atol=1e-6)
     encoder = build_transformer_model(CONFIG, CKPT, with_mlm=True)
-    assert not np.allclose(model.predict([TOKENS, SEGMENTS], verbose=0),
-                           encoder.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-3)
+    assert not np.allclose(forward(model, [TOKENS, SEGMENTS]),
+                           forward(encoder, [TOKENS, SEGMENTS]), atol=1e-3)
 
 
 # ------------------------------------- bert4keras scripts' behaviour on Keras 3

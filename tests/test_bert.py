@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_utils import forward
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.models import build_transformer_model
 from reference import bert_forward, gelu_erf
@@ -44,7 +45,7 @@ def valid(x, token_ids):
 def test_sequence_output_matches_numpy_reference(reference):
     model = build_transformer_model(CONFIG, CKPT)
     token_ids, segment_ids = batch()
-    out = model.predict([token_ids, segment_ids], verbose=0)
+    out = forward(model, [token_ids, segment_ids])
     assert out.shape == (2, 8, 64)
     np.testing.assert_allclose(valid(out, token_ids), valid(reference["sequence"], token_ids), atol=1e-4)
 
@@ -52,7 +53,7 @@ def test_sequence_output_matches_numpy_reference(reference):
 @pytest.mark.backend_core
 def test_heads_match_numpy_reference(full_model, reference):
     token_ids, segment_ids = batch()
-    nsp, mlm = full_model.model.predict([token_ids, segment_ids], verbose=0)
+    nsp, mlm = forward(full_model.model, [token_ids, segment_ids])
     np.testing.assert_allclose(nsp, _softmax(reference["nsp"]), atol=1e-5)
     np.testing.assert_allclose(valid(mlm, token_ids), valid(reference["mlm"], token_ids), atol=1e-4)
 
@@ -60,7 +61,7 @@ def test_heads_match_numpy_reference(full_model, reference):
 @pytest.mark.backend_core
 def test_pooler_matches_reference(reference):
     model = build_transformer_model(CONFIG, CKPT, with_pool=True)
-    pooled = model.predict(list(batch()), verbose=0)
+    pooled = forward(model, list(batch()))
     np.testing.assert_allclose(pooled, reference["pooled"], atol=1e-5)
 
 
@@ -71,8 +72,8 @@ def test_official_gelu_is_tanh_and_erf_is_a_choice():
     erf_ref = bert_forward(reader, config, token_ids, segment_ids, gelu=gelu_erf)["sequence"]
     tanh_model = build_transformer_model(CONFIG, CKPT)
     erf_model = build_transformer_model(CONFIG, CKPT, hidden_act="gelu_erf")
-    erf_out = erf_model.predict([token_ids, segment_ids], verbose=0)
-    tanh_out = tanh_model.predict([token_ids, segment_ids], verbose=0)
+    erf_out = forward(erf_model, [token_ids, segment_ids])
+    tanh_out = forward(tanh_model, [token_ids, segment_ids])
     np.testing.assert_allclose(valid(erf_out, token_ids), valid(erf_ref, token_ids), atol=1e-4)
     # The two forms differ by more than the parity tolerance: the choice matters.
     assert np.abs(erf_out - tanh_out).max() > 1e-4
@@ -92,7 +93,7 @@ def test_matches_transformers_reading_the_same_checkpoint(full_model):
     with torch.no_grad():
         out = hf(torch.tensor(token_ids), attention_mask=torch.tensor((token_ids != 0).astype("int64")),
                  token_type_ids=torch.tensor(segment_ids), output_hidden_states=True)
-    nsp, mlm = full_model.model.predict([token_ids, segment_ids], verbose=0)
+    nsp, mlm = forward(full_model.model, [token_ids, segment_ids])
     np.testing.assert_allclose(valid(mlm, token_ids), valid(out.prediction_logits.numpy(), token_ids), atol=1e-4)
     np.testing.assert_allclose(nsp, torch.softmax(out.seq_relationship_logits, -1).numpy(), atol=1e-5)
 
@@ -106,7 +107,7 @@ def test_output_conventions_follow_bert4keras():
     assert [tuple(o.shape) for o in outs] == [(None, 64), (None, None, 2646)]
     fixed = build_transformer_model(CONFIG, sequence_length=8)
     assert fixed.input_shape == [(None, 8), (None, 8)]
-    mlm = build_transformer_model(CONFIG, CKPT, with_mlm=True).predict([token_ids, segment_ids], verbose=0)
+    mlm = forward(build_transformer_model(CONFIG, CKPT, with_mlm=True), [token_ids, segment_ids])
     np.testing.assert_allclose(mlm.sum(-1), 1.0, atol=1e-5)  # softmax by default
 
 
@@ -131,21 +132,21 @@ def test_checkpoint_writer_round_trip(full_model, tmp_path):
         np.testing.assert_array_equal(written.get_tensor(name), original.get_tensor(name))
     reloaded = build_transformer_model(CONFIG, path, with_nsp=True, with_mlm="linear")
     inputs = list(batch())
-    for a, b in zip(reloaded.predict(inputs, verbose=0), full_model.model.predict(inputs, verbose=0)):
+    for a, b in zip(forward(reloaded, inputs), forward(full_model.model, inputs)):
         np.testing.assert_array_equal(a, b)
 
 
 def test_keras_and_h5_round_trip(full_model, tmp_path):
     inputs = list(batch())
-    expected = full_model.model.predict(inputs, verbose=0)
+    expected = forward(full_model.model, inputs)
     full_model.model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
-    for a, b in zip(restored.predict(inputs, verbose=0), expected):
+    for a, b in zip(forward(restored, inputs), expected):
         np.testing.assert_allclose(a, b, atol=1e-6)
     fresh = build_transformer_model(CONFIG, with_nsp=True, with_mlm="linear")
     full_model.model.save_weights(tmp_path / "m.weights.h5")
     fresh.load_weights(tmp_path / "m.weights.h5")
-    for a, b in zip(fresh.predict(inputs, verbose=0), expected):
+    for a, b in zip(forward(fresh, inputs), expected):
         np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -218,4 +219,4 @@ def test_sequence_longer_than_max_position_is_a_clear_error():
         model.predict([ids, np.zeros_like(ids)], verbose=0)
     # A fresh model: on JAX, Keras leaves a model unusable after an exception inside predict.
     model = build_transformer_model(CONFIG)
-    assert model.predict([ids[:, :128], np.zeros((1, 128), "int32")], verbose=0).shape == (1, 128, 64)
+    assert forward(model, [ids[:, :128], np.zeros((1, 128), "int32")]).shape == (1, 128, 64)

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from backend_utils import forward
 import tiny_checkpoints
 from kerasnlp4su.decoding import (AutoRegressiveDecoder, LastToken, LMDecoder, Seq2SeqDecoder,
                                   Trie, softmax, top_k_top_p_filter)
@@ -210,10 +211,10 @@ def test_wide_beam_on_the_model_is_exact_search(transformers):
     d = Seq2SeqDecoder(t, end_id=-1, maxlen=2)
     segments = np.zeros_like(SOURCE)
     vocab = t.vocab_size
-    first = t.model.predict([SOURCE[None], segments[None]], verbose=0)[0, -1]
+    first = forward(t.model, [SOURCE[None], segments[None]])[0, -1]
     ids = np.concatenate([np.repeat(SOURCE[None], vocab, 0), np.arange(vocab)[:, None]], 1)
     segs = np.concatenate([np.zeros((vocab, len(SOURCE)), int), np.ones((vocab, 1), int)], 1)
-    second = t.model.predict([ids, segs], verbose=0)[:, -1]
+    second = forward(t.model, [ids, segs])[:, -1]
     joint = np.log(first + 1e-12)[:, None] + np.log(second + 1e-12)
     best = np.unravel_index(joint.argmax(), joint.shape)
     assert tuple(d.beam_search([SOURCE, segments], topk=vocab)) == tuple(best)
@@ -397,7 +398,7 @@ def test_trie_constrains_beam_search_and_sampling(transformers, decoders):
     def score(seq):
         ids = np.concatenate([SOURCE, seq[:-1]])[None]
         segs = np.concatenate([np.zeros_like(SOURCE), np.ones(len(seq) - 1, int)])[None]
-        p = t.model.predict([ids, segs], verbose=0)[0, len(SOURCE) - 1:]
+        p = forward(t.model, [ids, segs])[0, len(SOURCE) - 1:]
         return np.log(p[np.arange(len(seq)), seq] + 1e-12).sum()
 
     best = max(trie, key=score)

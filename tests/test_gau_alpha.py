@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_utils import forward
 import tiny_checkpoints
 from bert4keras_runner import run_reference
 from kerasnlp4su.decoding import LMDecoder
@@ -78,10 +79,10 @@ def numpy_gau_alpha(ckpt, config, ids, segments):
 def test_matches_bert4keras_and_numpy(tiny, bert4keras):
     config_path, ckpt, _ = tiny
     sequence = build_transformer_model(config_path, ckpt, model="gau_alpha")
-    out = sequence.predict([TOKENS, SEGMENTS], verbose=0)
+    out = forward(sequence, [TOKENS, SEGMENTS])
     np.testing.assert_allclose(out[REAL], bert4keras["sequence"][REAL], atol=1e-4)
     mlm = build_transformer_model(config_path, ckpt, model="gau_alpha", with_mlm="linear")
-    logits = mlm.predict([TOKENS, SEGMENTS], verbose=0)
+    logits = forward(mlm, [TOKENS, SEGMENTS])
     np.testing.assert_allclose(logits[REAL], bert4keras["encoder"][REAL], atol=1e-4)
     expected, expected_logits = numpy_gau_alpha(ckpt, tiny_checkpoints.CONFIGS["gau_alpha"],
                                                 TOKENS, SEGMENTS)
@@ -93,7 +94,7 @@ def test_matches_bert4keras_and_numpy(tiny, bert4keras):
 def test_lm_and_unilm_match_bert4keras(tiny, bert4keras, application):
     config_path, ckpt, _ = tiny
     model = build_transformer_model(config_path, ckpt, model="gau_alpha", application=application)
-    np.testing.assert_allclose(model.predict([TOKENS, SEGMENTS], verbose=0)[REAL],
+    np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS])[REAL],
                                bert4keras[application][REAL], atol=1e-4)
 
 

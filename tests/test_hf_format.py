@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from backend_utils import subprocess_env
+from backend_utils import forward, subprocess_env
 
 from kerasnlp4su.checkpoints.hf import (HFCheckpointReader, hf_config_path, hf_to_official, load_hf_model,
                                         official_to_hf, read_hf_config, save_weights_as_hf)
@@ -133,7 +133,7 @@ def test_export_matches_transformers(official_bert, exported_bert):
     torch, transformers = torch_modules()
     hf = transformers.BertForPreTraining.from_pretrained(exported_bert)
     out = run_hf(hf, torch, tokens=TOKENS * 30, output_hidden_states=True)
-    nsp, mlm = official_bert.model.predict([TOKENS * 30, SEGMENTS], verbose=0)
+    nsp, mlm = forward(official_bert.model, [TOKENS * 30, SEGMENTS])
     np.testing.assert_allclose(mlm[KEEP], out.prediction_logits.numpy()[KEEP], atol=1e-4)
     np.testing.assert_allclose(nsp, softmax(out.seq_relationship_logits.numpy()), atol=1e-5)
 
@@ -152,15 +152,14 @@ def test_transformers_bert_loads_into_our_model(hf_bert_dir):
     torch, _ = torch_modules()
     directory, hf = hf_bert_dir
     out = run_hf(hf, torch, output_hidden_states=True)
-    nsp, mlm = load_hf_model(directory, with_nsp=True, with_mlm="linear").predict(
-        [TOKENS, SEGMENTS], verbose=0)
+    nsp, mlm = forward(load_hf_model(directory, with_nsp=True, with_mlm="linear"), [TOKENS, SEGMENTS])
     np.testing.assert_allclose(mlm[KEEP], out.prediction_logits.numpy()[KEEP], atol=1e-4)
     np.testing.assert_allclose(nsp, softmax(out.seq_relationship_logits.numpy()), atol=1e-5)
     # Same through build_transformer_model with the HF config translated.
     kwargs = read_hf_config(directory)
     assert kwargs["hidden_act"] == "gelu_erf" and kwargs["max_position"] == 64
     encoder = build_transformer_model(None, directory, model="bert", **kwargs)
-    np.testing.assert_allclose(encoder.predict([TOKENS, SEGMENTS], verbose=0)[KEEP],
+    np.testing.assert_allclose(forward(encoder, [TOKENS, SEGMENTS])[KEEP],
                                out.hidden_states[-1].numpy()[KEEP], atol=1e-4)
     assert hf_config_path(directory) == os.path.join(directory, "config.json")
     assert hf_config_path(os.path.join(directory, "model.safetensors")) == hf_config_path(directory)
@@ -185,7 +184,7 @@ def test_bare_bert_model_file_without_prefix(tmp_path):
     assert reader.hf_name("bert/pooler/dense/kernel") == "pooler.dense.weight"
     out = run_hf(hf, torch)
     model = load_hf_model(str(tmp_path), with_pool=True, return_keras_model=False)
-    pooled = model.model.predict([TOKENS, SEGMENTS], verbose=0)
+    pooled = forward(model.model, [TOKENS, SEGMENTS])
     np.testing.assert_allclose(pooled, out.pooler_output.numpy(), atol=1e-5)
     assert model.model.get_layer("Transformer-1-FeedForward-Norm").epsilon == 1e-3
 
@@ -315,11 +314,11 @@ def test_family_round_trip_through_transformers(family, tmp_path):
     # transformers -> ours (the model name comes from config.json).
     t = load_hf_model(str(tmp_path / "hf"), return_keras_model=False, **kwargs)
     assert t.model_type == family
-    compare(family, t.model.predict([TOKENS, SEGMENTS], verbose=0), out)
+    compare(family, forward(t.model, [TOKENS, SEGMENTS]), out)
     # ours -> transformers.
     save_weights_as_hf(t, str(tmp_path / "ours"))
     back = getattr(transformers, hf_cls).from_pretrained(str(tmp_path / "ours"))
-    compare(family, t.model.predict([TOKENS, SEGMENTS], verbose=0), run_hf(back, torch))
+    compare(family, forward(t.model, [TOKENS, SEGMENTS]), run_hf(back, torch))
     original = HFCheckpointReader(str(tmp_path / "hf"), family)
     written = HFCheckpointReader(str(tmp_path / "ours"), family)
     assert written.names() == original.names()
@@ -345,6 +344,6 @@ def test_official_checkpoints_round_trip_through_hf_format(tmp_path):
             np.testing.assert_array_equal(reader.get(name), official.get_tensor(name))
         again = load_hf_model(str(tmp_path / f"{family}_hf"), return_keras_model=False, **kwargs)
         assert (again.model_type, again.hidden_act) == (t.model_type, t.hidden_act)
-        for a, b in zip(keras.tree.flatten(again.model.predict([TOKENS, SEGMENTS], verbose=0)),
-                        keras.tree.flatten(t.model.predict([TOKENS, SEGMENTS], verbose=0))):
+        for a, b in zip(keras.tree.flatten(forward(again.model, [TOKENS, SEGMENTS])),
+                        keras.tree.flatten(forward(t.model, [TOKENS, SEGMENTS]))):
             np.testing.assert_allclose(a, b, atol=1e-6)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_utils import forward
 import tiny_checkpoints
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
@@ -52,7 +53,7 @@ def test_albert_matches_transformers(ckpt):
     out = run_hf(hf, torch)
     model = build_transformer_model(config_path, path, model="albert", with_nsp=True,
                                     with_mlm="linear")
-    sop, mlm = model.predict([TOKENS, SEGMENTS], verbose=0)
+    sop, mlm = forward(model, [TOKENS, SEGMENTS])
     np.testing.assert_allclose(mlm[KEEP], out.prediction_logits.numpy()[KEEP], atol=1e-4)
     np.testing.assert_allclose(sop, softmax(out.sop_logits.numpy()), atol=1e-5)
     # One shared block: the weights do not grow with depth.
@@ -63,8 +64,8 @@ def test_albert_unshared_starts_from_the_shared_block(ckpt):
     config_path, path = ckpt("albert")
     shared = build_transformer_model(config_path, path, model="albert")
     unshared = build_transformer_model(config_path, path, model="albert_unshared")
-    np.testing.assert_allclose(unshared.predict([TOKENS, SEGMENTS], verbose=0),
-                               shared.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-5)
+    np.testing.assert_allclose(forward(unshared, [TOKENS, SEGMENTS]),
+                               forward(shared, [TOKENS, SEGMENTS]), atol=1e-5)
     assert len([w for w in unshared.weights if "Transformer" in w.path]) == 3 * 16
 
 
@@ -79,14 +80,14 @@ def test_electra_discriminator_matches_transformers(ckpt):
     load_tf_weights_in_electra(hf, config, path, discriminator_or_generator="discriminator")
     out = run_hf(hf, torch, output_hidden_states=True)
     model = build_transformer_model(config_path, path, model="electra", with_discriminator="linear")
-    logits = model.predict([TOKENS, SEGMENTS], verbose=0)
+    logits = forward(model, [TOKENS, SEGMENTS])
     assert logits.shape == (2, 8, 1)
     np.testing.assert_allclose(logits[..., 0][KEEP], out.logits.numpy()[KEEP], atol=1e-4)
     encoder = build_transformer_model(config_path, path, model="electra")
-    np.testing.assert_allclose(encoder.predict([TOKENS, SEGMENTS], verbose=0)[KEEP],
+    np.testing.assert_allclose(forward(encoder, [TOKENS, SEGMENTS])[KEEP],
                                out.hidden_states[-1].numpy()[KEEP], atol=1e-4)
     probs = build_transformer_model(config_path, path, model="electra", with_discriminator=True)
-    np.testing.assert_allclose(probs.predict([TOKENS, SEGMENTS], verbose=0),
+    np.testing.assert_allclose(forward(probs, [TOKENS, SEGMENTS]),
                                1 / (1 + np.exp(-logits)), atol=1e-5)
 
 
@@ -102,7 +103,7 @@ def test_electra_generator_matches_transformers(ckpt):
     out = run_hf(hf, torch)
     gen = tiny_checkpoints.CONFIGS["electra_generator"]
     model = build_transformer_model(None, path, model="electra_generator", with_mlm="linear", **gen)
-    logits = model.predict([TOKENS, SEGMENTS], verbose=0)
+    logits = forward(model, [TOKENS, SEGMENTS])
     np.testing.assert_allclose(logits[KEEP], out.logits.numpy()[KEEP], atol=1e-4)
 
 
@@ -128,20 +129,21 @@ def test_roformer_matches_transformers(ckpt, tmp_path):
     load_tf_weights_in_roformer(hf, config, write_tf1_checkpoint(str(tmp_path / "mlm.ckpt"), mlm_only))
     out = run_hf(hf, torch)
     model = build_transformer_model(config_path, path, model="roformer", with_mlm="linear")
-    np.testing.assert_allclose(model.predict([TOKENS, SEGMENTS], verbose=0)[KEEP],
+    np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS])[KEEP],
                                out.logits.numpy()[KEEP], atol=1e-4)
 
 
+@pytest.mark.backend_core
 def test_roformer_matches_numpy_reference_and_needs_no_position_table(ckpt):
     config_path, path = ckpt("roformer")
     reader = tf.train.load_checkpoint(path)
     ref = bert_forward(reader, tiny_checkpoints.CONFIGS["roformer"], TOKENS, SEGMENTS,
                        gelu=gelu_erf, rotary=True)
     model = build_transformer_model(config_path, path, model="roformer")
-    np.testing.assert_allclose(model.predict([TOKENS, SEGMENTS], verbose=0)[KEEP],
+    np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS])[KEEP],
                                ref["sequence"][KEEP], atol=1e-4)
     long = np.full((1, 100), 7)  # longer than max_position_embeddings=64
-    assert model.predict([long, np.zeros_like(long)], verbose=0).shape == (1, 100, 32)
+    assert forward(model, [long, np.zeros_like(long)]).shape == (1, 100, 32)
 
 
 def roformer_v2_reference(reader, config, token_ids, segment_ids):
@@ -175,9 +177,9 @@ def test_roformer_v2_matches_numpy_reference(ckpt):
     reader = tf.train.load_checkpoint(path)
     seq, logits = roformer_v2_reference(reader, tiny_checkpoints.CONFIGS["roformer_v2"], TOKENS, SEGMENTS)
     model = build_transformer_model(config_path, path, model="roformer_v2")
-    np.testing.assert_allclose(model.predict([TOKENS, SEGMENTS], verbose=0)[KEEP], seq[KEEP], atol=1e-4)
+    np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS])[KEEP], seq[KEEP], atol=1e-4)
     mlm = build_transformer_model(config_path, path, model="roformer_v2", with_mlm="linear")
-    np.testing.assert_allclose(mlm.predict([TOKENS, SEGMENTS], verbose=0)[KEEP], logits[KEEP], atol=1e-4)
+    np.testing.assert_allclose(forward(mlm, [TOKENS, SEGMENTS])[KEEP], logits[KEEP], atol=1e-4)
     assert not any(w.path.endswith(("/bias", "/gamma", "/beta")) for w in mlm.weights)
 
 
@@ -192,7 +194,7 @@ def test_applications_match_reference_masks(ckpt, family, model_name, rotary, ap
     ref = bert_forward(reader, tiny_checkpoints.CONFIGS[family], TOKENS, SEGMENTS,
                        rotary=rotary, mask=application, **kwargs)
     model = build_transformer_model(config_path, path, model=model_name, application=application)
-    probs = model.predict([TOKENS, SEGMENTS], verbose=0)  # with_mlm is forced on
+    probs = forward(model, [TOKENS, SEGMENTS])  # with_mlm is forced on
     np.testing.assert_allclose(probs[KEEP], softmax(ref["mlm"])[KEEP], atol=1e-5)
 
 
@@ -203,14 +205,14 @@ def test_lm_is_causal_and_unilm_source_is_bidirectional(ckpt):
     changed = TOKENS.copy()
     changed[1, 6] = 60  # a target-side (segment 1) token late in the sequence
     for model in (lm, unilm):
-        a = model.predict([TOKENS, SEGMENTS], verbose=0)
-        b = model.predict([changed, SEGMENTS], verbose=0)
+        a = forward(model, [TOKENS, SEGMENTS])
+        b = forward(model, [changed, SEGMENTS])
         np.testing.assert_allclose(a[1, :6], b[1, :6], atol=1e-6)  # the past never sees the future
         assert np.abs(a[1, 6:] - b[1, 6:]).max() > 1e-4
     changed = TOKENS.copy()
     changed[1, 2] = 45  # a source-side token: UniLM source is bidirectional
-    a = unilm.predict([TOKENS, SEGMENTS], verbose=0)
-    b = unilm.predict([changed, SEGMENTS], verbose=0)
+    a = forward(unilm, [TOKENS, SEGMENTS])
+    b = forward(unilm, [changed, SEGMENTS])
     assert np.abs(a[1, 1] - b[1, 1]).max() > 1e-4
 
 
@@ -258,7 +260,7 @@ def test_cached_forward_equals_full_recomputation(ckpt, family, application):
     seg = np.array([[0, 0, 0, 0, 1, 1, 1, 1]] * 2)
     if application == "lm":
         seg = np.zeros_like(seg)
-    full = t.model.predict([ids, seg], verbose=0)
+    full = forward(t.model, [ids, seg])
     out, cache = t.cached_forward([ids[:, :5], seg[:, :5]])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), full[:, :5], atol=1e-6)
     for j in range(5, 8):

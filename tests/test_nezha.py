@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_utils import forward
 import tiny_checkpoints
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.decoding import LMDecoder
@@ -63,10 +64,10 @@ def test_matches_transformers_nezha(tmp_path, max_relative_position):
     config_path, ckpt, config = write(tmp_path, max_relative_position=max_relative_position)
     reference = hf_nezha(config, ckpt)
     encoder = build_transformer_model(config_path, ckpt, model="nezha")
-    np.testing.assert_allclose(encoder.predict([TOKENS, SEGMENTS], verbose=0)[REAL],
+    np.testing.assert_allclose(forward(encoder, [TOKENS, SEGMENTS])[REAL],
                                reference["sequence"][REAL], atol=1e-4)
-    nsp, mlm = build_transformer_model(config_path, ckpt, model="nezha", with_nsp="linear",
-                                       with_mlm="linear").predict([TOKENS, SEGMENTS], verbose=0)
+    nsp, mlm = forward(build_transformer_model(config_path, ckpt, model="nezha", with_nsp="linear",
+                                               with_mlm="linear"), [TOKENS, SEGMENTS])
     np.testing.assert_allclose(mlm[REAL], reference["mlm"][REAL], atol=1e-4)
     np.testing.assert_allclose(nsp, reference["nsp"], atol=1e-5)
 
@@ -74,15 +75,15 @@ def test_matches_transformers_nezha(tmp_path, max_relative_position):
 def test_clipping_and_relative_terms_change_the_output(tmp_path):
     config_path, ckpt, _ = write(tmp_path)
     far = build_transformer_model(config_path, ckpt, model="nezha")
-    far = far.predict([TOKENS, SEGMENTS], verbose=0)
+    far = forward(far, [TOKENS, SEGMENTS])
     near = build_transformer_model(config_path, ckpt, model="nezha", max_relative_position=2)
-    assert np.abs(near.predict([TOKENS, SEGMENTS], verbose=0) - far)[REAL].max() > 1e-3
+    assert np.abs(forward(near, [TOKENS, SEGMENTS]) - far)[REAL].max() > 1e-3
     # Same names as RoFormer v1, other positions: RoFormer reads it (when told to, as the
     # family check refuses it) but computes something else.
     with pytest.warns(UserWarning, match="pass model='nezha'"):
         roformer = build_transformer_model(config_path, ckpt, model="roformer",
                                            hidden_act="gelu_tanh", strict=False)
-    assert np.abs(roformer.predict([TOKENS, SEGMENTS], verbose=0) - far)[REAL].max() > 1e-3
+    assert np.abs(forward(roformer, [TOKENS, SEGMENTS]) - far)[REAL].max() > 1e-3
 
 
 def test_config_keys_tell_nezha_from_roformer(tmp_path):
@@ -138,7 +139,7 @@ def test_cached_decoding_equals_recomputation(tmp_path):
     t = build_transformer_model(config_path, ckpt, model="nezha", application="lm",
                                 return_keras_model=False)
     ids = TOKENS[1:, :10]
-    full = t.model.predict([ids, np.zeros_like(ids)], verbose=0)
+    full = forward(t.model, [ids, np.zeros_like(ids)])
     out, cache = t.cached_forward([ids[:, :4], np.zeros((1, 4), "int32")])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(out), full[:, :4], atol=1e-6)
     cache = t.reserve_cache(cache, 12)  # unwritten slots beyond the tokens must stay hidden

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tiny_checkpoints
-from backend_utils import subprocess_env
+from backend_utils import forward, subprocess_env
 
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.checkpoints.names import DENSE, HFFamily
@@ -153,8 +153,8 @@ def test_a_test_local_family_loads_through_the_generic_machinery(toy_families, t
     bert_config, bert_path = tiny("bert")
     bert = build_transformer_model(bert_config, bert_path, model="bert", with_nsp=True)
     # Same values under other names: the same function.
-    np.testing.assert_allclose(toy.predict([TOKENS, SEGMENTS], verbose=0),
-                               bert.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(toy, [TOKENS, SEGMENTS]),
+                               forward(bert, [TOKENS, SEGMENTS]), atol=1e-6)
     # Detection, model='auto' and the wrong-family error walk the registry too.
     assert checkpoint_family(TF1CheckpointReader(path).names())[0] == "toy"
     auto = build_transformer_model(config_path, path, model="auto", return_keras_model=False)
@@ -179,8 +179,8 @@ def test_a_test_local_family_round_trips_the_hf_format(toy_families, tmp_path):
     t = build_transformer_model(config_path, path, model="toy", return_keras_model=False)
     save_weights_as_hf(t, str(tmp_path / "hf"))
     again = load_hf_model(str(tmp_path / "hf"))
-    np.testing.assert_allclose(again.predict([TOKENS, SEGMENTS], verbose=0),
-                               t.model.predict([TOKENS, SEGMENTS], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(again, [TOKENS, SEGMENTS]),
+                               forward(t.model, [TOKENS, SEGMENTS]), atol=1e-6)
     auto = build_transformer_model(None, str(tmp_path / "hf"), model="auto",
                                    return_keras_model=False, **TINY_BASE)
     assert type(auto) is ToyBERT

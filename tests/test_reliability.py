@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from backend_utils import forward
 import tiny_checkpoints
 from kerasnlp4su.checkpoints import writer
 from kerasnlp4su.checkpoints.hf import save_weights_as_hf
@@ -239,8 +240,8 @@ def test_training_state_is_ignored_and_extra_heads_reported(tmp_path):
          "cls/predictions/transform/dense/bias", "cls/predictions/transform/dense/kernel",
          "cls/seq_relationship/output_bias", "cls/seq_relationship/output_weights"])
     inputs = [np.array([[2, 9, 3]]), np.zeros((1, 3), "int32")]
-    expected = build_transformer_model(CONFIG, CKPT).predict(inputs, verbose=0)
-    np.testing.assert_array_equal(t.model.predict(inputs, verbose=0), expected)
+    expected = forward(build_transformer_model(CONFIG, CKPT), inputs)
+    np.testing.assert_array_equal(forward(t.model, inputs), expected)
 
 
 def test_shipped_checkpoint_is_what_the_script_makes(tmp_path):
@@ -363,7 +364,7 @@ def test_empty_whitespace_and_control_text_is_cls_sep(tiny_tokenizer, tiny_model
     ids, segments = tiny_tokenizer.encode(text)
     assert ids == [2, 3] and segments == [0, 0]
     assert tiny_tokenizer.encode(text, "你好")[0][:2] == [2, 3]
-    out = tiny_model.predict([np.array([ids]), np.array([segments])], verbose=0)
+    out = forward(tiny_model, [np.array([ids]), np.array([segments])])
     assert out.shape == (1, 2, 64) and np.isfinite(out).all()
 
 
@@ -394,7 +395,7 @@ def test_long_text_and_positions(tiny_tokenizer, tiny_model):
                                                        verbose=0)
     ids, segments = tiny_tokenizer.encode(text, maxlen=128)  # ... maxlen keeps it in range
     assert len(ids) == 128 and ids[-1] == 3
-    assert tiny_model.predict([np.array([ids]), np.array([segments])], verbose=0).shape == \
+    assert forward(tiny_model, [np.array([ids]), np.array([segments])]).shape == \
         (1, 128, 64)
 
 
@@ -486,8 +487,8 @@ def test_segment_free_models(ckpt):
     ids = np.array([[2, 11, 12, 3, 0]])
     full = build_transformer_model(config_path, path)
     full.get_layer("Embedding-Segment").embeddings.assign(np.zeros((2, 32), "float32"))
-    np.testing.assert_allclose(t.model.predict(ids, verbose=0),
-                               full.predict([ids, np.zeros_like(ids)], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(t.model, ids),
+                               forward(full, [ids, np.zeros_like(ids)]), atol=1e-6)
     with pytest.raises(ValueError, match=r"application='unilm' needs segment ids"):
         build_transformer_model(config_path, segment_vocab_size=0, application="unilm")
 

@@ -4,6 +4,7 @@ cached seq2seq decoding against recomputation and HF `generate`, checkpoint and 
 import numpy as np
 import pytest
 
+from backend_utils import forward
 import tiny_checkpoints
 from kerasnlp4su.models import build_transformer_model
 from kerasnlp4su.models.build import detect_model, read_config
@@ -65,13 +66,13 @@ def models(checkpoint):
 def test_encoder_and_decoder_match_transformers(models, version):
     t5, hf = models(version)
     hf_encoded, hf_logits = hf_outputs(hf, SOURCE, TARGET)
-    encoded = t5.encoder.predict(SOURCE, verbose=0)
+    encoded = forward(t5.encoder, SOURCE)
     keep = SOURCE != 0
     np.testing.assert_allclose(encoded[keep], hf_encoded[keep], atol=1e-4, rtol=1e-4)
-    logits = t5.model.predict([SOURCE, TARGET], verbose=0)
+    logits = forward(t5.model, [SOURCE, TARGET])
     np.testing.assert_allclose(logits, hf_logits, atol=1e-4, rtol=1e-4)
     # The decoder alone sees every encoder position: compare on the unpadded row.
-    logits = t5.decoder.predict([encoded[:1], TARGET[:1]], verbose=0)
+    logits = forward(t5.decoder, [encoded[:1], TARGET[:1]])
     np.testing.assert_allclose(logits, hf_logits[:1], atol=1e-4, rtol=1e-4)
 
 
@@ -99,7 +100,7 @@ def test_cached_steps_equal_the_full_model_and_beams_match(models):
     from kerasnlp4su.decoding import EncoderDecoderDecoder
 
     t5, _ = models("t5.1.1", with_lm=True)
-    full = t5.model.predict([SOURCE, TARGET], verbose=0)
+    full = forward(t5.model, [SOURCE, TARGET])
     probs, cache = t5.cached_forward([SOURCE, TARGET[:, :2]])
     np.testing.assert_allclose(keras.ops.convert_to_numpy(probs), full[:, :2], atol=1e-5)
     assert len(cache.cross_kv) == t5.num_decoder_layers and cache.cross_keep is not None
@@ -194,15 +195,15 @@ def test_t5_pegasus_bert4keras_config_and_keep_tokens(checkpoint, models, tmp_pa
     path.write_text(json.dumps(b4k_style))
     full = models("mt5.1.1")[0].model  # built from the T5-style config
     b4k = build_transformer_model(str(path), ckpt, model="mt5.1.1", with_lm="linear")
-    np.testing.assert_allclose(b4k.predict([SOURCE, TARGET], verbose=0),
-                               full.predict([SOURCE, TARGET], verbose=0), atol=1e-6)
+    np.testing.assert_allclose(forward(b4k, [SOURCE, TARGET]),
+                               forward(full, [SOURCE, TARGET]), atol=1e-6)
     keep = [0, 1, 3, 5, 9, 12, 17, 22]
     small = build_transformer_model(str(path), ckpt, model="mt5.1.1", keep_tokens=keep,
                                     with_lm="linear")
     source, target = np.array([[2, 4, 6, 1]]), np.array([[0, 3, 5]])
     lookup = np.array(keep)
-    np.testing.assert_allclose(small.predict([source, target], verbose=0),
-                               full.predict([lookup[source], lookup[target]], verbose=0)[..., keep],
+    np.testing.assert_allclose(forward(small, [source, target]),
+                               forward(full, [lookup[source], lookup[target]])[..., keep],
                                atol=1e-5)
 
 
@@ -222,7 +223,7 @@ def test_hf_files_load_and_export_both_ways(models, version, tmp_path):
     hf.save_pretrained(tmp_path / "from_hf")  # transformers' own safetensors file
     read = load_hf_model(str(tmp_path / "from_hf"), return_keras_model=False, with_lm="linear")
     assert read.version == version
-    np.testing.assert_allclose(read.model.predict([SOURCE, TARGET], verbose=0), hf_logits,
+    np.testing.assert_allclose(forward(read.model, [SOURCE, TARGET]), hf_logits,
                                atol=1e-4, rtol=1e-4)
     save_weights_as_hf(t5, tmp_path / "ours")
     cls = (transformers.MT5ForConditionalGeneration if version == "mt5.1.1"

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from backend_utils import to_np
+from backend_utils import forward, to_np
 from reference import numeric_grad
 from test_techniques_compression import tiny_classifier  # the tiny BERT + 2-way softmax head
 from kerasnlp4su.layers import Dense, Embedding
@@ -107,7 +107,7 @@ def test_lora_trains_only_the_factors_and_the_named_head(tmp_path):
     fresh.get_layer("Classifier").set_weights(model.get_layer("Classifier").get_weights())
     apply_lora(fresh, rank=4, alpha=8)
     load_lora_weights(fresh, path)
-    np.testing.assert_allclose(fresh.predict(x, verbose=0), model.predict(x, verbose=0),
+    np.testing.assert_allclose(forward(fresh, x), forward(model, x),
                                atol=1e-6)
     other = tiny_classifier()
     apply_lora(other, rank=2, alpha=8)
@@ -354,8 +354,8 @@ def test_pet_zero_shot_is_the_renormalised_mlm_probability_and_few_shot_learns(t
     template = ClozeTemplate(tokenizer, "很{mask}。{text}", {0: "差", 1: "好"}, maxlen=16)
     x = template.encode(["质量不错", "this book很差！", "价格干净舒服。", "这个手机无聊。"])
     pet = cloze_classifier(mlm, template)
-    full = mlm.predict(x[:2], verbose=0)[np.arange(4), x[2][:, 0]][:, template.label_token_ids[:, 0]]
-    np.testing.assert_allclose(pet.predict(x, verbose=0), full / full.sum(-1, keepdims=True),
+    full = forward(mlm, x[:2])[np.arange(4), x[2][:, 0]][:, template.label_token_ids[:, 0]]
+    np.testing.assert_allclose(forward(pet, x), full / full.sum(-1, keepdims=True),
                                rtol=1e-4)
     y = np.array([1, 0, 1, 0])
     pet.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
@@ -380,18 +380,18 @@ def test_ptuning_trains_only_the_prompt_rows(tokenizer):
     assert set(prompt_ids) <= set(x[0][0].tolist())
     pet = cloze_classifier(tuned, template)
     frozen = {w.path: to_np(w).copy() for w in mlm.weights}
-    before = pet.predict(x, verbose=0)
+    before = forward(pet, x)
     pet.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
     pet.fit(x, np.array([1, 0, 1, 0]), batch_size=4, epochs=3, verbose=0)
     for w in mlm.weights:  # backbone, heads and the whole original table
         np.testing.assert_array_equal(to_np(w), frozen[w.path], err_msg=w.path)
     prompts = to_np(tuned.get_layer("Embedding-Token-Prompts").prompts)
     assert np.abs(prompts - frozen["Embedding-Token/embeddings"][prompt_ids]).min(-1).max() > 0
-    assert np.abs(pet.predict(x, verbose=0) - before).max() > 1e-4
+    assert np.abs(forward(pet, x) - before).max() > 1e-4
     # Texts without virtual tokens see exactly the original model.
     plain = [x[0].copy(), x[1]]
     plain[0][np.isin(plain[0], prompt_ids)] = 100
-    np.testing.assert_allclose(tuned.predict(plain, verbose=0), mlm.predict(plain, verbose=0),
+    np.testing.assert_allclose(forward(tuned, plain), forward(mlm, plain),
                                atol=1e-6)
 
 
@@ -443,8 +443,8 @@ def test_nsp_zero_shot_scores_each_text_label_pair(tokenizer):
         for j, label in enumerate(labels):
             ids, segments = tokenizer.encode(text, label, maxlen=16)
             assert segments[-1] == 1 and ids.count(tokenizer.token_to_id("[SEP]")) == 2
-            probs = nsp.predict([sequence_padding([ids], length=16),
-                                 sequence_padding([segments], length=16)], verbose=0)
+            probs = forward(nsp, [sequence_padding([ids], length=16),
+                                 sequence_padding([segments], length=16)])
             assert scores[i, j] == pytest.approx(float(probs[0, 0]), rel=1e-5)
     with pytest.raises(ValueError, match="with_nsp=True"):
         nsp_zero_shot(tiny_bert(with_mlm=True), tokenizer, texts, labels)
