@@ -81,8 +81,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_addoption(parser):
     parser.addoption("--cpu-report", metavar="PATH", default=None,
-                     help="append each test's CPU seconds (its process and its child processes) and wall "
-                          "seconds to PATH: unlike --durations, CPU time barely moves when other work "
+                     help="append each test's CPU seconds (its process and its child processes), wall "
+                          "seconds and xdist worker to PATH: unlike --durations, CPU time barely moves when other work "
                           "shares the cores, so figures from a busy machine stay comparable")
 
 
@@ -103,7 +103,8 @@ def pytest_runtest_protocol(item, nextitem):
     yield
     (own_after, children_after), wall = cpu(), time.perf_counter() - wall
     with open(path, "a", encoding="utf-8") as report:
-        report.write(f"{own_after - own:8.2f} {children_after - children:8.2f} {wall:8.2f} {item.nodeid}\n")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+        report.write(f"{own_after - own:8.2f} {children_after - children:8.2f} {wall:8.2f} {worker} {item.nodeid}\n")
 
 
 def pytest_collection_finish(session):
