@@ -70,6 +70,34 @@ def forward(model, inputs):
     return keras.tree.map_structure(to_np, model(inputs, training=False))
 
 
+class _ReaderLikeTensorFlows:
+    """`tf.train.load_checkpoint`'s two reading methods over the project's TensorFlow-free reader."""
+
+    def __init__(self, reader):
+        self._reader = reader
+
+    def get_tensor(self, name):
+        return self._reader.get(name)
+
+    def get_variable_to_shape_map(self):
+        return {name: list(self._reader.shape(name)) for name in self._reader.names()}
+
+
+def load_checkpoint(path):
+    """A TF1 checkpoint's reader for NumPy references: `tf.train.load_checkpoint` on TensorFlow.
+
+    On JAX and PyTorch, the project's TensorFlow-free reader behind the same two methods, so that
+    their test children need not import TensorFlow (4 s of CPU each). test_tf_bundle.py checks that
+    reader against TensorFlow's, and test_tf_free.py every family's checkpoint read through it."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.train.load_checkpoint(path)
+    from kerasnlp4su.checkpoints.readers import TF1CheckpointReader
+
+    return _ReaderLikeTensorFlows(TF1CheckpointReader(path))
+
+
 def gradient(fn, x):
     """d fn(x) / dx for a scalar-valued `fn` of one float32 numpy input, on any backend."""
     backend = keras.backend.backend()

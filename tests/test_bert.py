@@ -5,9 +5,8 @@ import shutil
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from backend_utils import forward
+from backend_utils import forward, load_checkpoint
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.models import build_transformer_model
 from reference import bert_forward, gelu_erf
@@ -31,7 +30,7 @@ def full_model():
 
 @pytest.fixture(scope="module")
 def reference():
-    reader = tf.train.load_checkpoint(CKPT)
+    reader = load_checkpoint(CKPT)
     config = json.load(open(CONFIG))
     return bert_forward(reader, config, *batch())
 
@@ -67,7 +66,7 @@ def test_pooler_matches_reference(reference):
 
 def test_official_gelu_is_tanh_and_erf_is_a_choice():
     token_ids, segment_ids = batch()
-    reader = tf.train.load_checkpoint(CKPT)
+    reader = load_checkpoint(CKPT)
     config = json.load(open(CONFIG))
     erf_ref = bert_forward(reader, config, token_ids, segment_ids, gelu=gelu_erf)["sequence"]
     tanh_model = build_transformer_model(CONFIG, CKPT)
@@ -124,8 +123,8 @@ def test_keep_tokens_selects_embedding_rows(full_model):
 
 def test_checkpoint_writer_round_trip(full_model, tmp_path):
     path = full_model.save_weights_as_checkpoint(str(tmp_path / "out" / "bert_model.ckpt"))
-    original = tf.train.load_checkpoint(CKPT)
-    written = tf.train.load_checkpoint(path)
+    original = load_checkpoint(CKPT)
+    written = load_checkpoint(path)
     names = set(written.get_variable_to_shape_map())
     assert "cls/seq_relationship/output_weights" in names and len(names) == 46
     for name in names:
@@ -177,7 +176,7 @@ def test_shape_mismatch_names_both_sides(tmp_path):
 
 
 def test_missing_variable_is_loud_unless_opted_out(tmp_path):
-    reader = tf.train.load_checkpoint(CKPT)
+    reader = load_checkpoint(CKPT)
     tensors = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()}
     del tensors["bert/encoder/layer_1/output/LayerNorm/gamma"]
     from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint

@@ -3,9 +3,8 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from backend_utils import forward
+from backend_utils import forward, load_checkpoint
 import tiny_checkpoints
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.checkpoints.writer import write_tf1_checkpoint
@@ -123,7 +122,7 @@ def test_roformer_matches_transformers(ckpt, tmp_path):
     config = hf_config(transformers.RoFormerConfig, "roformer")
     hf = transformers.RoFormerForMaskedLM(config)
     # transformers' reader crashes on heads RoFormerForMaskedLM lacks: give it a copy without them.
-    reader = tf.train.load_checkpoint(path)
+    reader = load_checkpoint(path)
     mlm_only = {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map()
                 if not n.startswith(("bert/pooler", "cls/seq_relationship"))}
     load_tf_weights_in_roformer(hf, config, write_tf1_checkpoint(str(tmp_path / "mlm.ckpt"), mlm_only))
@@ -136,7 +135,7 @@ def test_roformer_matches_transformers(ckpt, tmp_path):
 @pytest.mark.backend_core
 def test_roformer_matches_numpy_reference_and_needs_no_position_table(ckpt):
     config_path, path = ckpt("roformer")
-    reader = tf.train.load_checkpoint(path)
+    reader = load_checkpoint(path)
     ref = bert_forward(reader, tiny_checkpoints.CONFIGS["roformer"], TOKENS, SEGMENTS,
                        gelu=gelu_erf, rotary=True)
     model = build_transformer_model(config_path, path, model="roformer")
@@ -174,7 +173,7 @@ def roformer_v2_reference(reader, config, token_ids, segment_ids):
 @pytest.mark.backend_core
 def test_roformer_v2_matches_numpy_reference(ckpt):
     config_path, path = ckpt("roformer_v2")
-    reader = tf.train.load_checkpoint(path)
+    reader = load_checkpoint(path)
     seq, logits = roformer_v2_reference(reader, tiny_checkpoints.CONFIGS["roformer_v2"], TOKENS, SEGMENTS)
     model = build_transformer_model(config_path, path, model="roformer_v2")
     np.testing.assert_allclose(forward(model, [TOKENS, SEGMENTS])[KEEP], seq[KEEP], atol=1e-4)
@@ -188,7 +187,7 @@ def test_roformer_v2_matches_numpy_reference(ckpt):
 @pytest.mark.parametrize("application", ["lm", "unilm"])
 def test_applications_match_reference_masks(ckpt, family, model_name, rotary, application):
     config_path, path = ckpt(family)
-    reader = tf.train.load_checkpoint(path)
+    reader = load_checkpoint(path)
     gelu = gelu_erf if rotary else None
     kwargs = {"gelu": gelu} if gelu else {}
     ref = bert_forward(reader, tiny_checkpoints.CONFIGS[family], TOKENS, SEGMENTS,
@@ -233,7 +232,7 @@ def test_albert_checkpoint_writer_round_trip(ckpt, tmp_path):
     t = build_transformer_model(config_path, path, model="albert", with_nsp=True, with_mlm=True,
                                 return_keras_model=False)
     out = t.save_weights_as_checkpoint(str(tmp_path / "albert.ckpt"))
-    original, written = tf.train.load_checkpoint(path), tf.train.load_checkpoint(out)
+    original, written = load_checkpoint(path), load_checkpoint(out)
     names = written.get_variable_to_shape_map()
     assert len(names) == 32
     for name in names:
