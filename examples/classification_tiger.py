@@ -101,7 +101,11 @@ def main(argv=None):
     train, valid = data[:split], data[split:]
     epochs = args.epochs
     if args.fast:
-        train, valid, epochs = train, valid[:48], 6
+        # Half the training sentences for 4 epochs (40 updates of 2 accumulated batches), and
+        # maxlen 24: the longest sentence of sentiment.tsv is 22 tokens, so nothing is cut and
+        # each step pads a quarter less. Measured 2026-12-07: 0.833 against the majority 0.604.
+        train, valid, epochs = train[:160], valid[:48], 4
+        args.maxlen = 24
     x_train, y_train = encode(tokenizer, train, args.maxlen)
     x_valid, y_valid = encode(tokenizer, valid, args.maxlen)
 

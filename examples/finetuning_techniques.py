@@ -161,11 +161,18 @@ def main(argv=None):
         args.learning_rate = {"lora": 1e-2, "ladder": 5e-3}.get(args.technique, 2e-3)
     keras.utils.set_random_seed(args.seed)
     tokenizer = Tokenizer(args.vocab, do_lower_case=True)
-    train, valid = load_split(args.data, tokenizer, args.maxlen)
     slow_start = args.technique == "ladder"
     epochs = args.epochs or (12 if slow_start else 8)
     if args.fast:
         epochs = 12 if slow_start else 4
+        # The longest sentence of sentiment.tsv is 22 tokens: maxlen 24 cuts nothing and
+        # pads each step a quarter less than the default 32.
+        args.maxlen = 24
+    train, valid = load_split(args.data, tokenizer, args.maxlen)
+    if args.fast and slow_start:
+        # Ladder's 12 epochs on the first half of the training sentences (120 steps, not
+        # 240): 0.887 against the majority 0.613 (2026-12-07).
+        train = [part[:160] for part in train[0]], train[1][:160]
 
     model = build_classifier(args)
     total = model.count_params()

@@ -193,7 +193,7 @@ def test_classification_tiger_fast_run():
     metrics = load_example("classification_tiger").main(["--fast"])
     check_metrics(metrics, ["accuracy", "majority_baseline"])
     # Tiger + accumulation + FGM must actually learn, not sit at the baseline
-    # (seed 42 reaches ~0.90 against 0.60).
+    # (seed 42 reaches 0.83 against 0.60 in the fast run).
     assert metrics["accuracy"] >= metrics["majority_baseline"] + 0.1, metrics
 
 
