@@ -255,7 +255,8 @@ def test_target_only_cross_entropy(seq2seq):
 
 def test_seq2seq_unilm_main(seq2seq):
     metrics = seq2seq.main(["--fast"])
-    assert 0.0 <= metrics["accuracy"] <= 1.0
+    # It learns the date format: 9/10 exact in the fast run (2026-12-07), none untrained.
+    assert 0.5 <= metrics["accuracy"] <= 1.0, metrics
     assert math.isfinite(metrics["loss"])
     assert metrics["same_outputs"]  # the KV cache changes speed, not results
     assert metrics["cached_seconds"] > 0 and metrics["uncached_seconds"] > 0
