@@ -103,7 +103,9 @@ def pytest_runtest_protocol(item, nextitem):
     yield
     (own_after, children_after), wall = cpu(), time.perf_counter() - wall
     with open(path, "a", encoding="utf-8") as report:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+        # Child pytests (the backend legs) inherit PYTEST_XDIST_WORKER; only a real worker has workerinput.
+        worker = getattr(item.config, "workerinput", {}).get(
+            "workerid", "child" if "PYTEST_XDIST_WORKER" in os.environ else "-")
         report.write(f"{own_after - own:8.2f} {children_after - children:8.2f} {wall:8.2f} {worker} {item.nodeid}\n")
 
 
