@@ -67,11 +67,21 @@ def _left_to_tensorflow(item):
     return cases is not None and (param.rstrip("]") if param else None) in cases
 
 
+# Modules whose module-scoped fixtures cost seconds (the README's child interpreter, the real MiniLM and
+# its reference, sets of decoders and T5 models). Under `--dist loadgroup` (the test command's) each runs
+# on one worker, so its fixtures are built once; spread over both, the README child alone ran twice.
+ONE_WORKER_MODULES = {"test_readme.py", "test_minilm.py", "test_sentence_encoder.py", "test_decoding.py",
+                      "test_t5.py"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
-    # Every layer's shared harness check is backend-specific by construction, wherever it lives.
     for item in items:
+        # Every layer's shared harness check is backend-specific by construction, wherever it lives.
         if item.name.startswith("test_layer_harness") or item.path.name == "test_layer_harness.py":
             item.add_marker("backend_core")
+        if item.path.name in ONE_WORKER_MODULES:
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
     if os.environ["KERAS_BACKEND"] != "tensorflow":
         left = [item for item in items if _left_to_tensorflow(item)]
         if left:
