@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from first_contact_messages import CKPT, CONFIG, POSITIONS, SEGMENTS, VOCAB, ids_message, length_message
 
+from kerasnlp4su.layers import PositionEmbedding
 from kerasnlp4su.models import TransformerModel, build_transformer_model
 from kerasnlp4su.models.transformer_model import progress_verbosity
 
@@ -259,3 +260,21 @@ def test_first_training_step_is_traced_once(cls):
     # Keras alone creates the optimizer's and the accuracy's variables inside the first traced step,
     # which TensorFlow then traces a second time; TransformerModel builds them first, symbolically.
     assert CountCalls.calls == (1 if cls is TransformerModel else 2), CountCalls.calls
+
+
+def test_the_position_lookup_waits_for_the_length_check_in_a_graph():
+    # Without the dependency TensorFlow's executor chose which failing op reported first, and now
+    # and then `predict` on a too-long batch died in the gather with a 50-line trace.
+    layer = PositionEmbedding(input_dim=8, output_dim=4)
+    graph = tf.function(layer).get_concrete_function(tf.TensorSpec((None, None, 4), tf.float32)).graph
+    gathers = [op for op in graph.get_operations() if op.type in ("ResourceGather", "GatherV2")]
+    assert gathers, [op.type for op in graph.get_operations()]
+    for gather in gathers:
+        seen, todo = set(), [gather]
+        while todo:
+            op = todo.pop()
+            for parent in [t.op for t in op.inputs] + list(op.control_inputs):
+                if parent.name not in seen:
+                    seen.add(parent.name)
+                    todo.append(parent)
+        assert any(graph.get_operation_by_name(name).type == "Assert" for name in seen), gather.name

@@ -11,7 +11,10 @@ def check_max_position(layer_name, length, offset, max_position):
 
     Out-of-range gathers are an error on CPU but silently read zeros on some
     accelerators, so lengths unknown at trace time get a runtime assertion
-    on TensorFlow as well.
+    on TensorFlow as well. Returns `length`; in a TensorFlow graph it waits
+    for that assertion, so positions computed from it cannot reach the
+    lookup first (without the dependency, which op fails first was up to
+    the executor: now and then the gather's own error won).
     """
     message = (f"{layer_name}: sequence length exceeds the maximum position {max_position} "
                "of the position embedding; truncate inputs (e.g. Tokenizer.encode(maxlen=...))")
@@ -19,11 +22,15 @@ def check_max_position(layer_name, length, offset, max_position):
     if isinstance(end, int):
         if end > max_position:
             raise ValueError(message.replace("sequence length", f"sequence length {end}"))
-        return
+        return length
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        tf.debugging.assert_less_equal(end, max_position, message=message)
+        check = tf.debugging.assert_less_equal(end, max_position, message=message)
+        if check is not None:  # None when executing eagerly: it has already passed
+            with tf.control_dependencies([check]):
+                return tf.identity(length)
+    return length
 
 
 def sinusoidal_angles(positions, dim, base=10000.0):
@@ -133,8 +140,7 @@ class PositionEmbedding(keras.layers.Layer):
                 positions = ops.cast(positions, "int32")
             positions = check_ids_in_range(self.name, positions, self.max_positions)
         else:
-            length = ops.shape(inputs)[1]
-            check_max_position(self.name, length, offset, self.max_positions)
+            length = check_max_position(self.name, ops.shape(inputs)[1], offset, self.max_positions)
             # `offset` is an int, a scalar, or `(batch, 1)` (rows at different positions).
             positions = ops.arange(length) + offset
             if len(ops.shape(positions)) == 1:
