@@ -20,17 +20,9 @@ import sys
 import tempfile
 import threading
 
-import pytest
-
 _child = None
 _child_log = None
 _lock = threading.Lock()
-
-# Marks a test module (`pytestmark = ON_THE_BERT4KERAS_WORKER`) or test that calls `run_reference`.
-# Under `--dist loadgroup` (the test command's) all of them run on one worker: one child starts
-# instead of one per worker, and a module's reference fixture is computed once, not once per worker
-# its tests were spread over.
-ON_THE_BERT4KERAS_WORKER = pytest.mark.xdist_group("bert4keras")
 
 
 class Bert4kerasReferenceFailed(RuntimeError):

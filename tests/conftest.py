@@ -67,11 +67,18 @@ def _left_to_tensorflow(item):
     return cases is not None and (param.rstrip("]") if param else None) in cases
 
 
-# Modules whose module-scoped fixtures cost seconds (the README's child interpreter, the real MiniLM and
-# its reference, sets of decoders and T5 models). Under `--dist loadgroup` (the test command's) each runs
-# on one worker, so its fixtures are built once; spread over both, the README child alone ran twice.
-ONE_WORKER_MODULES = {"test_readme.py", "test_minilm.py", "test_sentence_encoder.py", "test_decoding.py",
-                      "test_t5.py"}
+# What runs on one worker under `--dist loadgroup` (the test command's), by module or by test:
+# modules whose module-scoped fixtures cost seconds (the README's child interpreter, the real MiniLM and
+# its reference, sets of decoders and T5 models), so each is built once (spread over both workers, the
+# README child alone ran twice); and every test that asks bert4keras for reference values, so one
+# tf-keras child starts (tests/bert4keras_runner.py) and each reference fixture is computed once.
+WORKER_GROUPS = {
+    "test_readme.py": "readme", "test_minilm.py": "minilm", "test_sentence_encoder.py": "sentence_encoder",
+    "test_decoding.py": "decoding", "test_t5.py": "t5",
+    "test_b4k_models.py": "bert4keras", "test_bert4keras_names.py": "bert4keras", "test_gau_alpha.py": "bert4keras",
+    "test_gpt.py": "bert4keras",
+    "test_packaging.py::test_bert4keras_reference_runs_on_keras_2_in_a_subprocess": "bert4keras",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
@@ -80,8 +87,9 @@ def pytest_collection_modifyitems(config, items):
         # Every layer's shared harness check is backend-specific by construction, wherever it lives.
         if item.name.startswith("test_layer_harness") or item.path.name == "test_layer_harness.py":
             item.add_marker("backend_core")
-        if item.path.name in ONE_WORKER_MODULES:
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
+        group = WORKER_GROUPS.get(f"{item.path.name}::{item.name}", WORKER_GROUPS.get(item.path.name))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
     if os.environ["KERAS_BACKEND"] != "tensorflow":
         left = [item for item in items if _left_to_tensorflow(item)]
         if left:

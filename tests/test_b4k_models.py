@@ -11,12 +11,10 @@ import keras
 import numpy as np
 import pytest
 from backend_utils import forward
-from bert4keras_runner import ON_THE_BERT4KERAS_WORKER, run_reference
+from bert4keras_runner import run_reference
 
 from kerasnlp4su.layers import PositionEmbedding
 from kerasnlp4su.models import BERT, build_transformer_model
-
-pytestmark = ON_THE_BERT4KERAS_WORKER
 
 HERE = os.path.dirname(__file__)
 CONFIG = os.path.join(HERE, "..", "checkpoints", "tiny_bert", "bert_config.json")

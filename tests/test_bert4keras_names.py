@@ -21,9 +21,7 @@ import numpy as np
 import pytest
 
 from backend_utils import REPO, to_np
-from bert4keras_runner import ON_THE_BERT4KERAS_WORKER, run_reference
-
-pytestmark = ON_THE_BERT4KERAS_WORKER
+from bert4keras_runner import run_reference
 
 MODULES = ["backend", "layers", "snippets", "optimizers", "tokenizers"]
 SIX_MODULES = MODULES + ["models"]  # models' names are tested in test_b4k_models.py; listed here

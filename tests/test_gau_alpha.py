@@ -9,12 +9,10 @@ import tensorflow as tf
 
 from backend_utils import forward
 import tiny_checkpoints
-from bert4keras_runner import ON_THE_BERT4KERAS_WORKER, run_reference
+from bert4keras_runner import run_reference
 from kerasnlp4su.decoding import LMDecoder
 from kerasnlp4su.models import GAU_alpha, build_transformer_model
 from reference import rope, softmax
-
-pytestmark = ON_THE_BERT4KERAS_WORKER
 
 REFERENCE_SCRIPT = os.path.join(os.path.dirname(__file__), "b4k_gau_alpha_reference.py")
 

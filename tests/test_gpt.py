@@ -12,15 +12,13 @@ import numpy as np
 import pytest
 import tiny_checkpoints
 from backend_utils import to_np
-from bert4keras_runner import ON_THE_BERT4KERAS_WORKER, run_reference
+from bert4keras_runner import run_reference
 from reference import attention, gelu_tanh, layer_norm, softmax
 
 from kerasnlp4su.checkpoints.loader import CheckpointMismatchError
 from kerasnlp4su.checkpoints.readers import TF1CheckpointReader
 from kerasnlp4su.decoding import LMDecoder
 from kerasnlp4su.models import GPT, GPT2, GPT2_ML, build_transformer_model
-
-pytestmark = ON_THE_BERT4KERAS_WORKER
 
 FAMILIES = ("gpt", "gpt2", "gpt2_ml")
 CLASSES = {"gpt": GPT, "gpt2": GPT2, "gpt2_ml": GPT2_ML}

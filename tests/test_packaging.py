@@ -15,7 +15,7 @@ from importlib import metadata
 
 import pytest
 from backend_utils import REPO, package_root, subprocess_env
-from bert4keras_runner import ON_THE_BERT4KERAS_WORKER, run_reference
+from bert4keras_runner import run_reference
 from setuptools import find_packages
 
 import kerasnlp4su
@@ -137,7 +137,6 @@ def test_quiet_module_doctests():
     assert result.attempted >= 3 and result.failed == 0
 
 
-@ON_THE_BERT4KERAS_WORKER
 def test_bert4keras_reference_runs_on_keras_2_in_a_subprocess(tmp_path):
     # Not skipped when missing: the test command installs bert4keras (--no-deps) and tf-keras on purpose.
     # Asked of the shared child every bert4keras reference runs in (tests/bert4keras_runner.py).
