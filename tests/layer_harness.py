@@ -29,6 +29,7 @@ Example (one line in a layer's test file):
 import contextlib
 import os
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -317,23 +318,31 @@ def _eager_is_slow():
 def _check_fit_step(model, feed, rng, loss_fn, targets):
     name = model.layers[-1].__class__.__name__
     before = [to_np(w) for w in model.trainable_weights]
-    x = feed if len(feed) > 1 else feed[0]
-    if loss_fn is not None:
-        model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=not _eager_is_slow(), loss=loss_fn)
-        loss = model.train_on_batch(x, targets)
-    elif model.losses:  # the layer adds its own loss (e.g. a `Loss` layer)
-        model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=not _eager_is_slow())
-        loss = model.train_on_batch(x)
-    else:
-        outputs = _as_list(model.outputs)
-        targets = [rng.standard_normal((len(feed[0]),) + tuple(
-            s for s in o.shape[1:])) if None not in o.shape[1:] else None for o in outputs]
-        if any(t is None for t in targets):
-            targets = [np.random.default_rng(0).standard_normal(p.shape) for p in _predict(model, feed)]
-        model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=not _eager_is_slow(), loss=["mse"] * len(outputs))
-        loss = model.train_on_batch(x, targets if len(targets) > 1 else targets[0])
+    with warnings.catch_warnings():
+        # A weightless layer (a pooling, a `Loss`) still gets its step run: Keras says
+        # there is nothing to train, which is the point here, not a problem.
+        warnings.filterwarnings("ignore", "The model does not have any trainable weights")
+        loss = _one_training_step(model, feed, rng, loss_fn, targets)
     loss = float(np.ravel(loss)[0])
     assert np.isfinite(loss), f"{name}: fit step loss {loss}"
     after = [to_np(w) for w in model.trainable_weights]
     if before:
         assert any(np.any(a != b) for a, b in zip(after, before)), f"{name}: fit step left weights unchanged"
+
+
+def _one_training_step(model, feed, rng, loss_fn, targets):
+    x = feed if len(feed) > 1 else feed[0]
+    sgd = keras.optimizers.SGD(0.05)
+    if loss_fn is not None:
+        model.compile(optimizer=sgd, run_eagerly=not _eager_is_slow(), loss=loss_fn)
+        return model.train_on_batch(x, targets)
+    if model.losses:  # the layer adds its own loss (e.g. a `Loss` layer)
+        model.compile(optimizer=sgd, run_eagerly=not _eager_is_slow())
+        return model.train_on_batch(x)
+    outputs = _as_list(model.outputs)
+    targets = [rng.standard_normal((len(feed[0]),) + tuple(
+        s for s in o.shape[1:])) if None not in o.shape[1:] else None for o in outputs]
+    if any(t is None for t in targets):
+        targets = [np.random.default_rng(0).standard_normal(p.shape) for p in _predict(model, feed)]
+    model.compile(optimizer=sgd, run_eagerly=not _eager_is_slow(), loss=["mse"] * len(outputs))
+    return model.train_on_batch(x, targets if len(targets) > 1 else targets[0])

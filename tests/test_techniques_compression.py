@@ -6,6 +6,7 @@ subprocess of test_techniques.py (`test_techniques_on_backend`).
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -154,6 +155,27 @@ def test_theseus_trains_the_successor_with_a_linear_schedule_and_exports_it(tmp_
     successor.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(to_np(reloaded(x)), to_np(successor(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_theseus_keeps_the_padding_mask_of_a_token_level_head():
+    # A tagger's output carries the padding mask, so Keras leaves padding out
+    # of the loss; the mixed model and the successor must keep it (they once
+    # dropped it, with a "will destroy the mask" warning).
+    bert = tiny_bert(dropout_rate=0.0, attention_dropout_rate=0.0)
+    tagger = TransformerModel(bert.inputs, keras.layers.Dense(2, name="Tagger")(bert.output))
+    x, _ = token_batch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mixed = theseus_model(tagger, successor_layers=1, replace_rate=0.0)
+        successor = theseus_successor(mixed)
+        outputs = {"predecessor": tagger(x), "mixed": mixed(x, training=True),
+                   "mixed, inference": mixed(x), "successor": successor(x)}
+    for name, output in outputs.items():
+        mask = getattr(output, "_keras_mask", None)
+        assert mask is not None, name
+        np.testing.assert_array_equal(to_np(mask), x[0] != 0, err_msg=name)
+    np.testing.assert_allclose(to_np(outputs["mixed"]), to_np(outputs["predecessor"]),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_theseus_rejects_a_successor_size_that_does_not_divide():

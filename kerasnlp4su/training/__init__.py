@@ -39,6 +39,7 @@ from kerasnlp4su.training.simbert import (
 from kerasnlp4su.training.side_tuning import LadderDownProjection, LadderGate, ladder_side_model
 from kerasnlp4su.training.theseus import (
     TheseusChoice,
+    TheseusPart,
     TheseusReplacementSchedule,
     theseus_model,
     theseus_successor,
@@ -51,7 +52,7 @@ __all__ = [
     "lora_weights", "merge_lora", "rdrop_penalty", "rdrop_training", "remove_training_tricks",
     "save_lora_weights", "symmetric_kl", "unmerge_lora",
     "LadderDownProjection", "LadderGate", "ladder_side_model",
-    "TheseusChoice", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
+    "TheseusChoice", "TheseusPart", "TheseusReplacementSchedule", "theseus_model", "theseus_successor",
     "integrated_gradients", "virtual_adversarial_training",
     "task_conditional_encoder", "SimBertLoss", "seq2seq_loss", "similarity_loss", "simbert_encoder", "simbert_model",
 ]

@@ -55,7 +55,9 @@ class TheseusChoice(keras.layers.Layer):
         return ops.where(draw < ops.cast(self.replace_rate, draw.dtype), successor, predecessor)
 
     def compute_mask(self, inputs, mask=None):
-        return None
+        # Both branches carry the same padding mask; pass it on so a token-level
+        # head masks padding in the loss as it did in the predecessor.
+        return mask[1] if isinstance(mask, (list, tuple)) else mask
 
     def compute_output_shape(self, input_shape):
         return input_shape[1]
@@ -99,13 +101,28 @@ class TheseusReplacementSchedule(keras.callbacks.Callback):
         self.step += 1
 
 
-def _sub_model(inputs, outputs, name, passes_mask=False):
-    model = keras.Model(inputs, outputs, name=name)  # a block used as a layer, never trained alone
-    # A block gets padding through its attention-mask input; the Keras mask
-    # on its hidden states just passes through (TheseusChoice drops it
-    # before the head, which, like a pooler, must not receive it).
-    model.supports_masking = passes_mask
-    return model
+@keras.saving.register_keras_serializable(package="kerasnlp4su")
+class TheseusPart(keras.Model):
+    """A piece of the predecessor (a block or the head) used as one layer of the mixed model.
+
+    The padding mask on its input reaches its layers as it did in the
+    predecessor, and its outputs carry only the masks those layers give
+    them: a tagger head's output keeps the mask, a pooled output has none
+    (a plain sub-model would copy the input's mask onto any output).
+
+    Example:
+    >>> x = keras.Input((None, 4))
+    >>> part = TheseusPart(x, keras.layers.Dense(2)(x), name="Head")
+    >>> tuple(part(keras.ops.ones((1, 3, 4))).shape)
+    (1, 3, 2)
+    """
+
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # the inner layers have set their outputs' masks already
 
 
 def theseus_model(predecessor, successor_layers, replace_rate=0.5, init_layers=None, seed=None):
@@ -139,13 +156,12 @@ def theseus_model(predecessor, successor_layers, replace_rate=0.5, init_layers=N
         raise ValueError(f"theseus_model: init_layers={init_layers} must name {count} predecessor "
                          f"blocks in [0, {total})")
     try:
-        head = _sub_model(blocks.outputs[-1], predecessor.outputs, "Theseus-Head")
+        head = TheseusPart(blocks.outputs[-1], predecessor.outputs, name="Theseus-Head")
     except ValueError as error:
         raise ValueError(f"theseus_model: the head of {predecessor.name!r} must read only the last "
                          f"block's output ({error})") from None
     predecessor_blocks = [
-        _sub_model([blocks.inputs[i], blocks.mask], blocks.outputs[i], f"Predecessor-{i}",
-                   passes_mask=True)
+        TheseusPart([blocks.inputs[i], blocks.mask], blocks.outputs[i], name=f"Predecessor-{i}")
         for i in range(total)]
     for block in predecessor_blocks:
         block.trainable = False
@@ -156,7 +172,7 @@ def theseus_model(predecessor, successor_layers, replace_rate=0.5, init_layers=N
         successor = keras.models.clone_model(source)
         successor.set_weights(source.get_weights())
         successor.name = _SUCCESSOR.format(j)
-        successor.trainable = successor.supports_masking = True
+        successor.trainable = True
         old = hidden
         for i in range(j * group, (j + 1) * group):
             old = predecessor_blocks[i]([old, mask])
