@@ -7,6 +7,7 @@ calls, for NumPy/list inputs (checked before the graph) and for datasets
 """
 
 import io
+import warnings
 import sys
 
 import keras
@@ -98,6 +99,19 @@ def test_nested_lists_are_accepted_as_in_bert4keras(mlm):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(mlm(GOOD)), expected, atol=1e-6)
     by_name = {"Input-Token": GOOD[0], "Input-Segment": GOOD[1]}
     np.testing.assert_array_equal(mlm.predict(by_name, verbose=0), expected)
+
+
+def test_a_one_input_model_takes_an_array_a_list_or_one_sequence_quietly():
+    # GPT-style models have one input: bert4keras users pass the ids array itself.
+    # Keras warned "The structure of `inputs` doesn't match" for a bare array.
+    model = build_transformer_model(CONFIG, CKPT, segment_vocab_size=0)
+    tokens = ids([2, 50, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        expected = keras.ops.convert_to_numpy(model(tokens))
+        for x in ([tokens], tokens.tolist(), [tokens.tolist()]):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(model(x)), expected, atol=1e-6)
+        np.testing.assert_allclose(model.predict_on_batch(tokens), expected, atol=1e-6)
 
 
 def test_fit_and_evaluate_take_lists_and_mask_padding(mlm):

@@ -273,7 +273,7 @@ class TransformerModel(keras.Model):
             return {spec.name: a for spec, a in zip(self._input_specs, arrays)}, batch
         # A list, never a tuple: Keras reads a tuple `x` as `(x, y)`. A one-input model
         # built on `[Input]` gets `[array]`: Keras warns when the structure differs.
-        as_list = len(arrays) > 1 or isinstance(self._inputs_struct, (list, tuple))
+        as_list = len(arrays) > 1 or isinstance(getattr(self, "_inputs_struct", None), (list, tuple))
         return (arrays if as_list else arrays[0]), batch
 
     def _checked_training_inputs(self, x, method):
