@@ -7,8 +7,8 @@ calls, for NumPy/list inputs (checked before the graph) and for datasets
 """
 
 import io
-import warnings
 import sys
+import warnings
 
 import keras
 import numpy as np
